@@ -1,0 +1,128 @@
+"""Content checks on embedding tables and arrays, run before any fitting or FAISS search.
+
+Every failure raises InputError naming the file, the column, the row (and its id) and what was
+expected. FAISS silently returns -1 ids on NaN and raises a bare AssertionError on a dimension
+mismatch, so nothing reaches it unchecked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.errors import InputError
+from pipeline.modalities import SPLITS
+from pipeline.store import MANIFEST, Manifest, embeddings_view, iter_batches, read_manifest
+
+
+def bad_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices with a NaN/Inf value, and row indices that are all zeros. X: (n, d)."""
+    finite = np.isfinite(X).all(axis=1)
+    nonzero = (X != 0).any(axis=1)
+    return np.flatnonzero(~finite), np.flatnonzero(finite & ~nonzero)
+
+
+def check_matrix(X: np.ndarray, where: str, dim: int | None = None, ids=None) -> np.ndarray:
+    """Check an in-memory embedding matrix. X: array of shape (n, d) of floats.
+
+    Returns X unchanged. `where` names the source in messages ("audio embeddings", a file path);
+    `ids`, when given, names rows by id as well as by index.
+    """
+    X = np.asarray(X)
+    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+        raise InputError(f"{where}: expected a numeric array, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise InputError(f"{where}: expected a 2-D array of shape (n, d), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise InputError(f"{where}: no rows (shape {X.shape})")
+    if X.shape[1] == 0:
+        raise InputError(f"{where}: vectors have dimension 0")
+    if dim is not None and X.shape[1] != dim:
+        raise InputError(f"{where}: vectors have dimension {X.shape[1]}, expected {dim}")
+    nonfinite, zero = bad_rows(X)
+    for rows, what in ((nonfinite, "NaN or Inf"), (zero, "an all-zero vector")):
+        if len(rows):
+            r = int(rows[0])
+            name = f" (id {ids[r]!r})" if ids is not None else ""
+            raise InputError(
+                f"{where}: row {r}{name} holds {what}; {len(rows)} such row(s) in all "
+                f"(expected finite, non-zero vectors)"
+            )
+    return X
+
+
+def validate_table(
+    table_dir: str | Path, manifest: Manifest | None = None, require_splits: tuple[str, ...] = SPLITS
+) -> Manifest:
+    """Run every check on one table folder; return its manifest. Raises InputError on the first problem."""
+    table_dir = Path(table_dir)
+    manifest = manifest or read_manifest(table_dir)
+    if manifest.num_rows == 0 or not manifest.shards:
+        raise InputError(f"{table_dir / MANIFEST}: the table is empty (0 rows); expected at least one row")
+    seen: dict[str, tuple[str, int]] = {}
+    split_counts = dict.fromkeys(SPLITS, 0)
+    total = 0
+    batches = iter_batches(table_dir, manifest=manifest)
+    shard_iter = iter(manifest.shards)
+    info, row_in_shard = next(shard_iter), 0
+    for batch in batches:
+        while row_in_shard >= info.num_rows:  # move to the shard this batch belongs to
+            info, row_in_shard = next(shard_iter), 0
+        path = table_dir / info.file
+        n = batch.num_rows
+        for name in ("id", "split", "embedding"):
+            nulls = batch.column(name).null_count
+            if nulls:
+                r = int(np.flatnonzero(batch.column(name).is_null().to_numpy(zero_copy_only=False))[0])
+                raise InputError(f"{path}: column {name!r}, row {row_in_shard + r}: null value; expected a value in every row")
+        ids = batch.column("id").to_pylist()
+        for r, id_ in enumerate(ids):
+            if id_ in seen:
+                f0, r0 = seen[id_]
+                raise InputError(
+                    f"{path}: column 'id', row {row_in_shard + r}: duplicate id {id_!r} "
+                    f"(first seen in {f0}, row {r0}); ids must be unique within a modality"
+                )
+            seen[id_] = (info.file, row_in_shard + r)
+        split_col = batch.column("split")
+        bad_split = pc.invert(pc.is_in(split_col, value_set=pa.array(SPLITS)))
+        if pc.any(bad_split).as_py():
+            r = int(np.flatnonzero(bad_split.to_numpy(zero_copy_only=False))[0])
+            raise InputError(
+                f"{path}: column 'split', row {row_in_shard + r}: value {split_col[r].as_py()!r}; "
+                f"expected one of {list(SPLITS)}"
+            )
+        for s in SPLITS:
+            split_counts[s] += int(pc.sum(pc.equal(split_col, s)).as_py() or 0)
+        labels = batch.column("label")
+        if pc.any(pc.less(labels, 0)).as_py():
+            r = int(np.flatnonzero(pc.fill_null(pc.less(labels, 0), False).to_numpy(zero_copy_only=False))[0])
+            raise InputError(f"{path}: column 'label', row {row_in_shard + r}: value {labels[r].as_py()}; expected >= 0 or null")
+        if manifest.class_names is not None and pc.any(pc.greater_equal(labels, len(manifest.class_names))).as_py():
+            raise InputError(
+                f"{path}: column 'label' holds a value >= {len(manifest.class_names)}, "
+                f"but {MANIFEST} lists {len(manifest.class_names)} class names"
+            )
+        X = embeddings_view(batch)
+        nonfinite, zero = bad_rows(X)
+        for rows, what in ((nonfinite, "NaN or Inf"), (zero, "an all-zero vector")):
+            if len(rows):
+                r = int(rows[0])
+                raise InputError(
+                    f"{path}: column 'embedding', row {row_in_shard + r} (id {ids[r]!r}) holds {what}; "
+                    f"{len(rows)} such row(s) in this row group"
+                )
+        row_in_shard += n
+        total += n
+    if total != manifest.num_rows:
+        raise InputError(f"{table_dir / MANIFEST}: records {manifest.num_rows} rows, the shards hold {total}")
+    for s in require_splits:
+        if split_counts[s] == 0:
+            raise InputError(
+                f"{table_dir}: split {s!r} has no rows (train: {split_counts['train']}, test: {split_counts['test']}); "
+                f"every modality needs rows in {list(require_splits)}"
+            )
+    return manifest

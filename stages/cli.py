@@ -1,0 +1,76 @@
+"""The `embridge` command: a click group whose subcommands load lazily, so `--help` is fast."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+# subcommand -> (module, attribute, one-line help shown by `embridge --help`)
+COMMANDS = {
+    "prepare": ("stages.prepare", "cli", "Stage: build the default raw data set offline (MNIST, eSpeak digits, prompts)."),
+    "extract": ("stages.extract", "cli", "Stage: encode one modality with its frozen encoder into an embedding table."),
+    "bind": ("stages.bind", "cli", "Stage: project every modality into the anchor's space (or pass through)."),
+    "fit": ("stages.fit", "cli", "Stage: fit one bridging method on the train split of allowed pairs."),
+    "evaluate": ("stages.evaluate", "cli", "Stage: retrieval, zero-shot and gap metrics for one method."),
+    "report": ("stages.report", "cli", "Stage: gather metrics/*.json into reports/summary.md and plots."),
+    "import": ("stages.import_embeddings", "cli", "Tool: turn your own embeddings (.npy/.npz/.parquet/.safetensors) into a table."),
+    "synth": ("stages.synth", "cli", "Tool: write synthetic tables with the C^3 geometry and a known answer."),
+    "validate": ("stages.validate", "cli", "Tool: run every check on an embedding table; non-zero exit on a problem."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="embridge")
+def cli() -> None:
+    """embridge: bridge the unpaired modalities of a frozen multimodal embedding space.
+
+    Run the whole default benchmark with `dvc repro`; every stage is also a subcommand here.
+    """
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main() -> None:
+    """Console entry point: EmbridgeError becomes a one-line message and exit code 1, never a traceback."""
+    from pipeline.errors import EmbridgeError
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except EmbridgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except SystemExit as exc:
+        # click calls sys.exit for --help/--version with code 0
+        raise exc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""`embridge validate DIR...`: every check of pipeline.validate on one or more tables."""
+
+import click
+
+
+@click.command("validate")
+@click.argument("table_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--require-splits", default="train,test", show_default=True,
+              help="Comma-separated splits that must have rows ('' for none).")
+def cli(table_dirs, require_splits):
+    """Check embedding tables: manifest, shards, schema, dimension, NaN/Inf, zero rows, duplicate ids, splits.
+
+    TABLE_DIRS are table folders (with manifest.json) or a folder of them (one per modality).
+    """
+    from pathlib import Path
+
+    from pipeline.store import MANIFEST, list_tables
+    from pipeline.validate import validate_table
+
+    splits = tuple(s for s in require_splits.split(",") if s)
+    for d in table_dirs:
+        targets = [Path(d)] if (Path(d) / MANIFEST).exists() or not Path(d).is_dir() else list(list_tables(d).values())
+        for t in targets:
+            m = validate_table(t, require_splits=splits)
+            click.echo(f"ok  {t}: {m.modality}, {m.num_rows} rows x {m.dim} ({m.dtype}), {len(m.shards)} shard(s)")
