@@ -1,0 +1,19 @@
+"""Shared fixtures: environment for offline, analytics-free runs; small seeded synthetic tables."""
+
+import os
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+from pipeline.synth import SynthConfig, write_synthetic  # noqa: E402
+
+
+@pytest.fixture
+def synth_dir(tmp_path):
+    """Three small synthetic tables (image, audio, text; 300 rows x 32) under tmp_path/tables."""
+    root = tmp_path / "tables"
+    write_synthetic(root, SynthConfig(n=300, dim=32, latent_dim=8, seed=3))
+    return root
