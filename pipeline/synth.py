@@ -45,8 +45,8 @@ class SynthConfig:
     seed: int = 0
 
     def check(self) -> None:
-        if len(set(self.modalities)) != len(self.modalities) or len(self.modalities) < 2:
-            raise ConfigError(f"synth modalities {self.modalities}: expected at least two distinct names")
+        if len(set(self.modalities)) != len(self.modalities) or not self.modalities:
+            raise ConfigError(f"synth modalities {self.modalities}: expected distinct names")
         if self.anchor not in self.modalities:
             raise ConfigError(f"synth anchor {self.anchor!r} is not one of the modalities {self.modalities}")
         if self.n < 1 or self.n_classes < 1:

@@ -81,7 +81,7 @@ def test_pairs_labels_and_splits():
     assert list(tables["audio"].split) == list(t.split)  # an instance has one split in every modality
 
 
-@pytest.mark.parametrize("kw", [{"gap": 1.0}, {"latent_dim": 62, "dim": 64}, {"anchor": "depth"}, {"modalities": ["a"]}])
+@pytest.mark.parametrize("kw", [{"gap": 1.0}, {"latent_dim": 62, "dim": 64}, {"anchor": "depth"}, {"modalities": ["a", "a"]}])
 def test_bad_configs(kw):
     with pytest.raises(ConfigError):
         plant(SynthConfig(**kw))

@@ -1,0 +1,111 @@
+"""Who is relevant to whom: same pair_id where both rows have one, else same label (design section 3).
+
+Row metadata become integer codes (`RowKeys`) so that relevance of a (queries x gallery) block is
+a few vectorized comparisons. Also builds the row pairs the gap diagnostics need: instance pairs
+joined on pair_id, or class-level pairs (each row with a row of its class, deterministically).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.errors import InputError
+from pipeline.store import EmbeddingTable
+
+
+@dataclass
+class RowKeys:
+    """labels: int64 (n,), -1 = none; pairs: int64 (n,), -1 = none (codes shared with the other side)."""
+
+    labels: np.ndarray
+    pairs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, idx) -> RowKeys:
+        return RowKeys(self.labels[idx], self.pairs[idx])
+
+
+def encode(pair_ids_a: np.ndarray, pair_ids_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pair_id strings (None = no pair) of two sides -> int64 codes in one code space, -1 for None."""
+    vocab: dict[str, int] = {}
+    out = []
+    for ids in (pair_ids_a, pair_ids_b):
+        codes = np.full(len(ids), -1, dtype=np.int64)
+        for i, p in enumerate(ids):
+            if p is not None:
+                codes[i] = vocab.setdefault(p, len(vocab))
+        out.append(codes)
+    return out[0], out[1]
+
+
+def row_keys(a: EmbeddingTable, b: EmbeddingTable) -> tuple[RowKeys, RowKeys]:
+    """Keys of two tables (queries a, gallery b) with pair codes in a shared space."""
+    pa_, pb_ = encode(a.pair_ids, b.pair_ids)
+    return RowKeys(a.labels.astype(np.int64), pa_), RowKeys(b.labels.astype(np.int64), pb_)
+
+
+def relevance(q: RowKeys, b: RowKeys, I: np.ndarray | slice | None = None) -> np.ndarray:
+    """Boolean relevance. Without I: block (nq, nb). With I (nq, k) gallery indices: (nq, k).
+
+    Rule: where both rows carry a pair_id, relevant iff the pair_ids are equal; otherwise
+    relevant iff both carry a label (>= 0) and the labels are equal.
+    """
+    if I is None or isinstance(I, slice):
+        sl = slice(None) if I is None else I
+        lb, pb = b.labels[sl][None, :], b.pairs[sl][None, :]
+    else:
+        lb, pb = b.labels[I], b.pairs[I]
+    lq, pq = q.labels[:, None], q.pairs[:, None]
+    both = (pq >= 0) & (pb >= 0)
+    return np.where(both, pq == pb, (lq == lb) & (lq >= 0))
+
+
+def check_label_spaces(tables: Mapping[str, EmbeddingTable]) -> None:
+    """Labels are compared across modalities, so tables that name their classes must agree."""
+    named = {m: t.class_names for m, t in tables.items() if t.class_names is not None}
+    if len({tuple(v) for v in named.values()}) > 1:
+        first = next(iter(named))
+        for m, names in named.items():
+            if names != named[first]:
+                raise InputError(
+                    f"class names differ between modality {first!r} ({named[first][:5]}...) and {m!r} "
+                    f"({names[:5]}...): labels are compared across modalities, so expected the same class list"
+                )
+
+
+def row_pairs(a: EmbeddingTable, b: EmbeddingTable) -> tuple[np.ndarray, np.ndarray, str]:
+    """Paired rows of two tables: (ia, ib, kind), ia/ib int64 (p,), kind 'instance' or 'class'.
+
+    Instance pairs (rows with the same pair_id) when at least one exists. Otherwise class-level
+    pairs: for each class c with n_a rows in a and n_b rows in b (table order), pair
+    (a_c[i mod n_a], b_c[i mod n_b]) for i < max(n_a, n_b), so every labelled row is used.
+    Raises InputError when neither instance nor class pairs exist.
+    """
+    pa_, pb_ = encode(a.pair_ids, b.pair_ids)
+    if (pa_ >= 0).any() and (pb_ >= 0).any():
+        pos_b = np.full(int(max(pa_.max(), pb_.max())) + 1, -1, dtype=np.int64)
+        rows_b = np.flatnonzero(pb_ >= 0)
+        pos_b[pb_[rows_b][::-1]] = rows_b[::-1]  # first row of b carrying each pair_id
+        ia = np.flatnonzero(pa_ >= 0)
+        ib = pos_b[pa_[ia]]
+        keep = ib >= 0
+        if keep.any():
+            return ia[keep], ib[keep], "instance"
+    la, lb = a.labels, b.labels
+    ia_parts, ib_parts = [], []
+    for c in np.intersect1d(la[la >= 0], lb[lb >= 0]):
+        ra, rb = np.flatnonzero(la == c), np.flatnonzero(lb == c)
+        i = np.arange(max(len(ra), len(rb)))
+        ia_parts.append(ra[i % len(ra)])
+        ib_parts.append(rb[i % len(rb)])
+    if not ia_parts:
+        raise InputError(
+            f"modalities {a.modality!r} and {b.modality!r} share no pair_id and no label: "
+            f"the gap diagnostics need paired rows (instance or class level)"
+        )
+    return np.concatenate(ia_parts), np.concatenate(ib_parts), "class"
