@@ -1,4 +1,4 @@
-"""Retrieval metrics from one top-kmax search (R@k, MRR@kmax) and full-ranking mAP by counting.
+"""Retrieval metrics (R@k, MRR@kmax, full-ranking mAP) and the top-k lists, by counting, not sorting.
 
 Ties (exact score equalities) are handled deterministically:
 
@@ -8,13 +8,18 @@ Ties (exact score equalities) are handled deterministically:
   a relevant item with score r has precision #relevant(>= r) / #all(>= r), i.e. a tied group is
   taken whole. AP_q = mean of those precisions over q's relevant items.
 
-R@k (hit rate: any relevant item in the top k) and MRR (1/rank, 0 beyond kmax) come from one
-top-kmax search; where a tie group straddles position kmax (only with exact ties) the list cannot
-tell how many tied irrelevant items lie beyond it, and the rank from the counting pass is used.
-mAP counts, for every relevant item, the irrelevant items scoring >= it with a tiled matmul and a
-batched searchsorted into the query's sorted relevant scores: O(nb log m) per query, never a sort
-of the whole gallery. Queries with no relevant gallery item are left out of every mean.
+Two paths give the same numbers:
+
+- CPU (default): `scan.fused_scan`, one sgemm per (query block x gallery tile) score block that
+  updates the running top-k and the counts at once; ranks come from the counts over the whole
+  gallery, so R@k and MRR never depend on how a tie group straddles position kmax;
+- GPU (`device` other than cpu, or backend faiss-gpu): `knn` top-kmax search, then `count_pass`,
+  a tiled torch matmul counting, for every relevant item, the irrelevant items scoring >= it
+  (comparisons, or a batched searchsorted into the query's sorted relevant scores).
+
+Queries with no relevant gallery item are left out of every mean.
 """
+# ruff: noqa: E741  (I is FAISS's name for neighbour ids: D, I = search(...))
 
 from __future__ import annotations
 
@@ -22,24 +27,35 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pipeline.errors import InputError
 from pipeline.evaluation.relevance import RowKeys, relevance
-from pipeline.evaluation.search import GALLERY_TILE, QUERY_TILE, check_search_inputs, knn
+from pipeline.evaluation.scan import fused_scan
+from pipeline.evaluation.search import (
+    GALLERY_TILE,
+    QUERY_TILE,
+    check_search_inputs,
+    knn,
+    resolve_backend,
+)
 
 SCORE_BUDGET = 1 << 22  # elements of one (queries x gallery) score block in the counting pass
+COMPARE_MAX = 32  # up to this many relevant items per query, count by comparisons instead of searchsorted
 
 
-def list_ranks(D: np.ndarray, I: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pessimistic rank of the first relevant item within a top-k list.
+def _irrelevant_at_or_above(S_irr, pad):
+    """irr_ge[q, j] = #{g : S_irr[q, g] >= pad[q, j]}. S_irr: (t, nb) (-inf for relevant items),
+    pad: (t, m) sorted ascending (+inf padding). Comparisons for small m, else searchsorted."""
+    import torch
 
-    D, I: (nq, k) from `knn`; rel: bool (nq, k), relevance of I. Returns rank float64 (nq,)
-    (inf when no relevant item is in the list) and r: the best relevant score (nq,) (-inf if none).
-    """
-    nq = D.shape[0]
-    found = rel.any(axis=1)
-    p = np.argmax(rel, axis=1)
-    r = np.where(found, D[np.arange(nq), p], -np.inf)
-    ahead = (~rel & (D >= r[:, None])).sum(axis=1)  # irrelevant items at or above the best relevant score
-    return np.where(found, 1.0 + ahead, np.inf), r
+    t, m = pad.shape
+    if m <= COMPARE_MAX:  # m passes of vectorized comparisons beat a branchy binary search
+        return torch.stack([(S_irr >= pad[:, j : j + 1]).sum(dim=1) for j in range(m)], dim=1)
+    # idx = #relevant scores <= s for each irrelevant score s: s >= r_j  <=>  idx > j
+    idx = torch.searchsorted(pad, S_irr, right=True)  # (t, nb) in [0, m]
+    idx += torch.arange(t, device=idx.device)[:, None] * (m + 1)  # one histogram per row
+    hist = torch.bincount(idx.reshape(-1), minlength=t * (m + 1)).reshape(t, m + 1)
+    tail = torch.flip(torch.cumsum(torch.flip(hist, [1]), 1), [1])  # tail[i] = sum_{i' >= i} hist
+    return tail[:, 1:]
 
 
 def count_pass(
@@ -77,11 +93,7 @@ def count_pass(
             pad[rows, torch.arange(len(rows), device=dev) - offsets[rows]] = S[rows, cols]
             pad, _ = torch.sort(pad, dim=1)
             # idx = #relevant scores <= s for each irrelevant score s (-inf for relevant: idx 0)
-            idx = torch.searchsorted(pad, S.masked_fill(rel, float("-inf")), right=True)  # (t, nb)
-            hist = torch.zeros((q1 - q0, m_max + 1), dtype=torch.int64, device=dev)
-            hist.scatter_add_(1, idx, torch.ones_like(idx))
-            tail = torch.flip(torch.cumsum(torch.flip(hist, [1]), 1), [1])  # tail[i] = sum_{i' >= i} hist
-            irr_ge = tail[:, 1:]  # (t, m_max): irrelevant items scoring >= r_j
+            irr_ge = _irrelevant_at_or_above(S.masked_fill(rel, float("-inf")), pad)  # (t, m_max)
             rel_ge = m[:, None] - torch.searchsorted(pad, pad, right=False)  # relevant items scoring >= r_j
             valid = torch.arange(m_max, device=dev)[None, :] < m[:, None]
             prec = torch.where(valid, rel_ge.double() / (rel_ge + irr_ge).clamp(min=1).double(), 0.0)
@@ -107,12 +119,14 @@ def retrieval_metrics(
     score_budget: int = SCORE_BUDGET,
     backend: str = "auto",
     device: str = "cpu",
+    where: str = "retrieval",
+    fused: bool | None = None,
 ) -> dict:
     """R@k for k in ks, MRR (cut off at kmax) and mAP of queries xq (nq, d) against gallery xb (nb, d).
 
     Returns {"R@1": .., ..., "MRR": .., "mAP": .., "queries": evaluated queries, "gallery": nb}.
     """
-    per = per_query(xq, xb, q, b, kmax, tile, query_tile, score_budget, backend, device)
+    per = per_query(xq, xb, q, b, kmax, tile, query_tile, score_budget, backend, device, where, fused)
     valid = per["m"] > 0
     out: dict = {"queries": int(valid.sum()), "gallery": int(xb.shape[0])}
     if not valid.any():
@@ -136,13 +150,22 @@ def per_query(
     score_budget: int = SCORE_BUDGET,
     backend: str = "auto",
     device: str = "cpu",
+    where: str = "retrieval",
+    fused: bool | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-query results: rank (first relevant, pessimistic, inf beyond the list), ap, m (relevant count)."""
-    xq, xb = check_search_inputs(xq, xb, kmax, where="retrieval")
+    """Per-query results: rank (first relevant, pessimistic, inf where none), ap, m (relevant count),
+    and the top-kmax lists D (nq, kmax) float32, I (nq, kmax) int64.
+
+    fused: None = the fused CPU scan unless `device` is not the CPU or the backend is faiss-gpu;
+    True / False force the fused scan / the two-pass GPU path (search, then counting).
+    """
+    xq, xb = check_search_inputs(xq, xb, kmax, where=where)
+    if len(q) != len(xq) or len(b) != len(xb):
+        raise InputError(f"{where}: {len(q)} query keys for {len(xq)} queries, {len(b)} gallery keys for {len(xb)} rows")
+    if fused is None:
+        fused = str(device) == "cpu" and resolve_backend(backend) != "faiss-gpu"
+    if fused:
+        return fused_scan(xq, xb, q, b, kmax, score_budget=score_budget, tile=tile, query_tile=query_tile)
     D, I = knn(xq, xb, kmax, tile=tile, query_tile=query_tile, backend=backend, device=device)
-    rank, r = list_ranks(D, I, relevance(q, b, I))
     ap, m, first = count_pass(xq, xb, q, b, score_budget=score_budget, device=device)
-    # a tie group reaching the end of a truncated list may continue beyond it: trust the count
-    straddle = np.isfinite(rank) & (D.shape[1] < xb.shape[0]) & (D[:, -1] >= r)
-    rank = np.where(straddle, first, rank)
-    return {"rank": rank, "ap": ap, "m": m, "D": D, "I": I}
+    return {"rank": first, "ap": ap, "m": m, "D": D, "I": I}

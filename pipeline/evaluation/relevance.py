@@ -4,6 +4,7 @@ Row metadata become integer codes (`RowKeys`) so that relevance of a (queries x 
 a few vectorized comparisons. Also builds the row pairs the gap diagnostics need: instance pairs
 joined on pair_id, or class-level pairs (each row with a row of its class, deterministically).
 """
+# ruff: noqa: E741  (I is FAISS's name for neighbour ids: D, I = search(...))
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.pairing import pair_codes
 from pipeline.store import EmbeddingTable
 
 
@@ -30,22 +32,9 @@ class RowKeys:
         return RowKeys(self.labels[idx], self.pairs[idx])
 
 
-def encode(pair_ids_a: np.ndarray, pair_ids_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """pair_id strings (None = no pair) of two sides -> int64 codes in one code space, -1 for None."""
-    vocab: dict[str, int] = {}
-    out = []
-    for ids in (pair_ids_a, pair_ids_b):
-        codes = np.full(len(ids), -1, dtype=np.int64)
-        for i, p in enumerate(ids):
-            if p is not None:
-                codes[i] = vocab.setdefault(p, len(vocab))
-        out.append(codes)
-    return out[0], out[1]
-
-
 def row_keys(a: EmbeddingTable, b: EmbeddingTable) -> tuple[RowKeys, RowKeys]:
     """Keys of two tables (queries a, gallery b) with pair codes in a shared space."""
-    pa_, pb_ = encode(a.pair_ids, b.pair_ids)
+    pa_, pb_ = pair_codes(a, b)
     return RowKeys(a.labels.astype(np.int64), pa_), RowKeys(b.labels.astype(np.int64), pb_)
 
 
@@ -86,7 +75,7 @@ def row_pairs(a: EmbeddingTable, b: EmbeddingTable) -> tuple[np.ndarray, np.ndar
     (a_c[i mod n_a], b_c[i mod n_b]) for i < max(n_a, n_b), so every labelled row is used.
     Raises InputError when neither instance nor class pairs exist.
     """
-    pa_, pb_ = encode(a.pair_ids, b.pair_ids)
+    pa_, pb_ = pair_codes(a, b)
     if (pa_ >= 0).any() and (pb_ >= 0).any():
         pos_b = np.full(int(max(pa_.max(), pb_.max())) + 1, -1, dtype=np.int64)
         rows_b = np.flatnonzero(pb_ >= 0)

@@ -14,6 +14,7 @@ Every tile's top-k is merged into the running top-k, so memory is bounded by
 Inputs are validated first: FAISS itself returns -1 ids on NaN and raises a bare AssertionError
 on a dimension mismatch.
 """
+# ruff: noqa: E741  (I is FAISS's name for neighbour ids: D, I = search(...))
 
 from __future__ import annotations
 

@@ -15,16 +15,11 @@ METHODS: dict[str, type[BridgeMethod]] = {
 
 
 def _register_all() -> None:
-    """Fill METHODS with every method module (imported here so `raw` needs no torch)."""
+    """Fill METHODS from every method module (one file per method)."""
     import importlib
 
     for module, cls_names in _MODULES.items():
-        try:
-            mod = importlib.import_module(f"pipeline.methods.{module}")
-        except ModuleNotFoundError as exc:  # a module not written yet must not break the registry
-            if exc.name != f"pipeline.methods.{module}":
-                raise
-            continue
+        mod = importlib.import_module(f"pipeline.methods.{module}")
         for cls_name in cls_names:
             cls = getattr(mod, cls_name)
             METHODS[cls.name] = cls
@@ -60,7 +55,10 @@ def load_method(map_dir: str | Path) -> BridgeMethod:
         check_kwargs(METHODS[name], config["params"], f"{Path(map_dir) / 'config.json'} params")
     except ConfigError as exc:
         raise InputError(str(exc)) from None
-    return METHODS[name].from_config(config, state)
+    try:
+        return METHODS[name].from_config(config, state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # arrays missing or of the wrong shape
+        raise InputError(f"{Path(map_dir) / 'state.safetensors'}: does not match config.json ({exc})") from None
 
 
 __all__ = ["METHODS", "BridgeMethod", "get_method", "load_method"]

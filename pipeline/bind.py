@@ -1,0 +1,116 @@
+"""bind: project every non-anchor modality into the anchor's (text) space with a head trained by
+multi-positive InfoNCE on sparse train pairs (a small LanguageBind), or pass tables through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.device import resolve_device
+from pipeline.errors import ConfigError
+from pipeline.methods.base import l2_normalize, package_versions
+from pipeline.methods.heads import ProjectionHead
+from pipeline.methods.losses import MultiPositiveInfoNCE
+from pipeline.methods.training import ContrastiveData, apply, generator, seeded, unit
+from pipeline.pairing import pair_rows
+from pipeline.store import EmbeddingTable, TableWriter
+
+
+@dataclass
+class BindConfig:
+    """The `bind:` section of params.yaml."""
+
+    method: str = "projection"  # projection: train a head per non-anchor modality | passthrough: copy tables (a real unified model)
+    hidden: int = 0  # hidden width of the head; 0 = linear head (the default keeps the emergent pair far from saturated)
+    epochs: int = 30  # passes over the paired train rows (1..10000); few epochs keep the binding loose, like a real unified model
+    batch_size: int = 512  # paired rows per step (full batch when the pairs fit)
+    lr: float = 1e-3  # AdamW learning rate (> 0)
+    weight_decay: float = 1e-4  # AdamW weight decay (>= 0)
+    tau: float = 0.1  # InfoNCE temperature (> 0)
+
+    def check(self) -> None:
+        if self.method not in ("projection", "passthrough"):
+            raise ConfigError(f"method = {self.method!r}: expected 'projection' or 'passthrough'")
+        if self.hidden < 0:
+            raise ConfigError(f"hidden = {self.hidden}: expected >= 0 (0 = linear head)")
+        if not 1 <= self.epochs <= 10_000:
+            raise ConfigError(f"epochs = {self.epochs}: expected 1..10000")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size = {self.batch_size}: expected >= 1")
+        if self.lr <= 0 or self.tau <= 0:
+            raise ConfigError(f"lr = {self.lr}, tau = {self.tau}: expected > 0")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay = {self.weight_decay}: expected >= 0")
+
+
+def train_head(
+    src: EmbeddingTable, anchor: EmbeddingTable, cfg: BindConfig, pairs_per_class: int, seed: int, device
+) -> ProjectionHead:
+    """A head d_src -> d_anchor trained with multi-positive InfoNCE (positives: same pair_id, else
+    same label) on at most `pairs_per_class` paired train rows per class. Pass train splits."""
+    P = pair_rows(src, anchor, pairs_per_class, seed)
+    data = ContrastiveData.build(src, anchor, P, l2_normalize(src.X), l2_normalize(anchor.X), device)
+    with seeded(seed, device):
+        head = ProjectionHead(src.dim, anchor.dim, cfg.hidden).to(device)
+    gen = generator(seed, device)
+    loss_fn = MultiPositiveInfoNCE(cfg.tau)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    for _ in range(cfg.epochs * data.steps_per_epoch(cfg.batch_size)):
+        ix, iy, pos = data.sample(cfg.batch_size, gen)
+        loss = loss_fn(unit(head(data.X[ix])), data.Y[iy], pos)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return head.eval()
+
+
+def bind_tables(
+    tables: dict[str, EmbeddingTable],
+    anchor: str,
+    train_pairs: list[tuple[str, str]],
+    cfg: BindConfig,
+    pairs_per_class: int = 0,
+    seed: int = 0,
+    device: str = "auto",
+) -> dict[str, np.ndarray]:
+    """Every row (train and test) of every modality in the anchor's space: {modality: (n, d_a)}
+    float32 unit rows. Heads learn from train rows of the pairs (m, anchor) in train_pairs only."""
+    cfg.check()
+    if anchor not in tables:
+        raise ConfigError(f"anchor {anchor!r} is not one of the modalities {sorted(tables)}")
+    for p in train_pairs:
+        for m in p:
+            if m not in tables:
+                raise ConfigError(f"pair {'-'.join(p)!r} names modality {m!r}, which does not exist; available: {sorted(tables)}")
+    if cfg.method == "passthrough":
+        return {m: l2_normalize(t.X) for m, t in tables.items()}
+    dev = resolve_device(device)
+    pairs = {tuple(sorted(p)) for p in train_pairs}
+    out = {anchor: l2_normalize(tables[anchor].X)}
+    for i, m in enumerate(sorted(tables)):
+        if m == anchor:
+            continue
+        if tuple(sorted((m, anchor))) not in pairs:
+            raise ConfigError(
+                f"bind: modality {m!r} has no pair with the anchor {anchor!r} in pairs.train "
+                f"{['-'.join(p) for p in sorted(pairs)]}; a projection head needs {m}-{anchor} pairs"
+            )
+        head = train_head(tables[m].select_split("train"), tables[anchor].select_split("train"),
+                          cfg, pairs_per_class, seed + i, dev)
+        out[m] = l2_normalize(apply(lambda x, h=head: unit(h(x)), l2_normalize(tables[m].X), dev))
+    return out
+
+
+def write_unified(tables: dict[str, EmbeddingTable], Z: dict[str, np.ndarray], out_root: str | Path, cfg: BindConfig) -> None:
+    """Write Z[m] with the rows' ids, splits, labels and pair_ids to out_root/<m>/ (TableWriter)."""
+    for m, t in tables.items():
+        manifest = t.manifest
+        extra = {"bind": {"method": cfg.method, "source_dim": t.dim, "source_encoder": manifest.encoder if manifest else ""}}
+        with TableWriter(Path(out_root) / m, m, Z[m].shape[1], dtype=manifest.dtype if manifest else "float32",
+                         encoder=manifest.encoder if manifest else "", class_names=t.class_names,
+                         versions={**(manifest.versions if manifest else {}), **package_versions()},
+                         extra=extra) as w:
+            w.write(t.ids, t.split, Z[m], label=t.labels, pair_id=t.pair_ids)

@@ -1,0 +1,191 @@
+"""Fused retrieval scan: one sgemm per (query block x gallery tile) feeds both the running top-k and
+the full-ranking counts that R@k, MRR and mAP need (CPU, numpy BLAS).
+
+Every score S[q, g] is computed exactly once. For a block of queries the gallery rows relevant to
+any of them (`relevant_columns`, from the keys alone) are scored first, so that each query's
+relevant scores t_1 <= ... <= t_m are known before the rest of the gallery streams past in tiles;
+each tile then only adds, for every t_j, the number of irrelevant items scoring >= t_j:
+
+- m <= COMPARE_MAX: m vectorized comparisons per tile (`np.count_nonzero(S >= t_j)`);
+- larger m: each row of the tile is sorted once (float32, SIMD sort) and the sorted thresholds are
+  located in it by binary search: #irrelevant >= t_j = w - #(scores < t_j), O(w log w + m log w);
+  the gallery tile is made at least TILE_PER_RELEVANT * m wide so the searches stay cheap.
+
+The running top-k keeps every item scoring >= the current k-th score and re-sorts the union by
+(score desc, index asc): ties at the cut-off keep the lowest gallery index, as `knn` documents.
+Memory: one block of `score_budget` scores (and about 20 bytes of work space per score), plus
+(nq, k) results and (block, m) counts; it does not grow with nq x nb.
+"""
+# ruff: noqa: E741  (I is FAISS's name for neighbour ids: D, I = search(...))
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.evaluation.relevance import RowKeys, relevance
+
+COMPARE_MAX = 4  # up to this many relevant items per query, count by comparisons instead of sorting
+TILE_PER_RELEVANT = 8  # gallery tile >= this many times the largest relevant count (sort path)
+MIN_GALLERY_TILE = 4096  # smallest gallery tile the scan uses when the budget allows it
+MASK_FRACTION = 1 / 8  # a tile holding at most this share of already-scored rows is masked, not gathered
+
+
+def count_at_or_above(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None = None) -> np.ndarray:
+    """C[q, j] = #{g : S_irr[q, g] >= T[q, j]}. S_irr: (t, w) float32 (-inf = not counted);
+    T: (t, mm) float32, each row ascending (+inf padding); m: (t,) finite entries per row of T
+    (default mm). Returns int64 (t, mm), 0 at the padding."""
+    t, mm = T.shape
+    if mm <= COMPARE_MAX:
+        return np.stack([np.count_nonzero(S_irr >= T[:, j : j + 1], axis=1) for j in range(mm)], axis=1)
+    w = S_irr.shape[1]
+    S_sorted = np.sort(S_irr, axis=1)  # (t, w) ascending
+    out = np.zeros((t, mm), dtype=np.int64)
+    for i in range(t):  # sorted needles into a sorted row: #(< t_j) by binary search, O(m log w)
+        mi = mm if m is None else int(m[i])
+        out[i, :mi] = w - np.searchsorted(S_sorted[i], T[i, :mi], side="left")
+    return out
+
+
+class TopK:
+    """Running top-k of nq rows. D float32 (nq, k) score desc; I int64 (nq, k), index asc among ties."""
+
+    def __init__(self, nq: int, k: int):
+        self.k = k
+        self.D = np.full((nq, k), -np.inf, dtype=np.float32)
+        self.I = np.full((nq, k), -1, dtype=np.int64)
+
+    def update(self, rows: np.ndarray, S: np.ndarray, cols: np.ndarray) -> None:
+        """Merge a score block S (t, w) of query rows `rows` (t,) and gallery indices `cols` (w,)."""
+        k, t, w = self.k, S.shape[0], S.shape[1]
+        thr = self.D[rows, -1]  # current k-th score (-inf while a row holds fewer than k items)
+        if w >= k and np.isneginf(thr).any():
+            thr = np.maximum(thr, np.partition(S, w - k, axis=1)[:, w - k])
+        flat = np.flatnonzero(S >= thr[:, None])  # every item that may enter, ties at the cut-off included
+        r, c = np.divmod(flat, w)
+        v = S.ravel()[flat]
+        keep = v > -np.inf  # masked (already scored) entries never enter
+        r, c, v = r[keep], cols[c[keep]], v[keep]
+        r_all = np.concatenate([np.repeat(np.arange(t), k), r])
+        v_all = np.concatenate([self.D[rows].ravel(), v])
+        i_all = np.concatenate([self.I[rows].ravel(), c])
+        order = np.lexsort((i_all, -v_all, r_all))  # row, then score desc, then index asc
+        start = np.concatenate([[0], np.cumsum(np.bincount(r_all, minlength=t))[:-1]])
+        take = order[(start[:, None] + np.arange(k)).ravel()]
+        self.D[rows] = v_all[take].reshape(t, k)
+        self.I[rows] = i_all[take].reshape(t, k)
+
+
+def relevant_columns(qk: RowKeys, bk: RowKeys) -> np.ndarray:
+    """Sorted gallery rows relevant to at least one query of qk (relevance rule of `relevance`)."""
+    has_q = qk.pairs >= 0
+    has_b = bk.pairs >= 0
+    lab_q_pair = np.unique(qk.labels[has_q & (qk.labels >= 0)])  # paired queries: labels of unpaired rows
+    lab_q_free = np.unique(qk.labels[~has_q & (qk.labels >= 0)])  # unpaired queries: labels of any row
+    mask = has_b & np.isin(bk.pairs, np.unique(qk.pairs[has_q]))
+    mask |= (bk.labels >= 0) & np.isin(bk.labels, lab_q_free)
+    mask |= ~has_b & (bk.labels >= 0) & np.isin(bk.labels, lab_q_pair)
+    return np.flatnonzero(mask)
+
+
+def relevant_counts(q: RowKeys, b: RowKeys) -> np.ndarray:
+    """m (nq,) int64: relevant gallery rows per query, from the keys alone (no scores)."""
+    def counts(codes):  # count of each code >= 0, looked up by code
+        return np.bincount(codes[codes >= 0], minlength=int(max(q.labels.max(initial=-1), q.pairs.max(initial=-1))) + 1)
+
+    by_pair = counts(b.pairs)
+    by_label = counts(b.labels)
+    by_label_free = counts(np.where(b.pairs < 0, b.labels, -1))
+    lq, pq = np.maximum(q.labels, 0), np.maximum(q.pairs, 0)
+    labelled = q.labels >= 0
+    paired = np.where(q.pairs >= 0, by_pair[pq] + np.where(labelled, by_label_free[lq], 0), 0)
+    free = np.where((q.pairs < 0) & labelled, by_label[lq], 0)
+    return (paired + free).astype(np.int64)
+
+
+def _thresholds(S_R: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted relevant scores per row, +inf padded: T (t, mm) float32; m (t,) relevant counts."""
+    m = rel.sum(axis=1)
+    mm = max(int(m.max(initial=0)), 1)
+    T = np.full((len(m), mm), np.inf, dtype=np.float32)
+    if S_R.shape[1]:
+        T[:] = np.sort(np.where(rel, S_R, np.float32(np.inf)), axis=1)[:, :mm]
+    return T, m
+
+
+def _block_ap(T: np.ndarray, m: np.ndarray, irr_ge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AP (sklearn threshold convention) and pessimistic first rank of one block, from the counts."""
+    t, mm = T.shape
+    pos = np.arange(mm)
+    new = np.ones((t, mm), dtype=bool)
+    new[:, 1:] = T[:, 1:] != T[:, :-1]
+    below = np.maximum.accumulate(np.where(new, pos, 0), axis=1)  # #relevant scoring < t_j
+    rel_ge = m[:, None] - below  # relevant items scoring >= t_j
+    valid = pos[None, :] < m[:, None]
+    prec = np.where(valid, rel_ge / np.maximum(rel_ge + irr_ge, 1), 0.0)
+    has = m > 0
+    ap = np.where(has, prec.sum(axis=1) / np.maximum(m, 1), np.nan)
+    last = np.maximum(m - 1, 0)
+    first = np.where(has, 1.0 + irr_ge[np.arange(t), last], np.inf)
+    return ap, first
+
+
+def _blocks(order: np.ndarray, qk: RowKeys, bk: RowKeys, tq: int, budget: int):
+    """Query blocks (indices into the queries) of at most tq rows whose relevant set fits the budget."""
+    stack = [order[i : i + tq] for i in range(0, len(order), tq)][::-1]
+    while stack:
+        rows = stack.pop()
+        R = relevant_columns(qk.take(rows), bk)
+        if len(rows) > 1 and len(rows) * len(R) > budget:
+            half = len(rows) // 2
+            stack += [rows[half:], rows[:half]]
+            continue
+        yield rows, R
+
+
+def fused_scan(
+    xq: np.ndarray, xb: np.ndarray, q: RowKeys, b: RowKeys, k: int, score_budget: int, tile: int, query_tile: int
+) -> dict[str, np.ndarray]:
+    """One pass over all (query block x gallery tile) scores. xq: (nq, d), xb: (nb, d) float32.
+
+    Returns D (nq, k) float32, I (nq, k) int64 (top-k, score desc, index asc among ties), ap (nq,)
+    float64 (nan without relevant items), m (nq,) int64, rank (nq,) float64 (pessimistic rank of
+    the first relevant item over the whole gallery, inf without relevant items).
+    """
+    nq, nb = xq.shape[0], xb.shape[0]
+    k = min(k, nb)
+    m_max = int(relevant_counts(q, b).max(initial=0))
+    wide = TILE_PER_RELEVANT * m_max if m_max > COMPARE_MAX else 0
+    tb = min(nb, tile, max(MIN_GALLERY_TILE, score_budget // min(query_tile, nq), wide))
+    tq = max(1, min(query_tile, nq, score_budget // tb))
+    top = TopK(nq, k)
+    ap, first = np.full(nq, np.nan), np.full(nq, np.inf)
+    m_all = np.zeros(nq, dtype=np.int64)
+    order = np.lexsort((q.pairs, q.labels, q.pairs >= 0))  # blocks of like queries share relevant rows
+    buf = np.empty(tq * tb, dtype=np.float32)  # one score block, reused: S = buf[: t * w].reshape(t, w)
+    for rows, R in _blocks(order, q, b, tq, score_budget):
+        xq_t = xq[rows]  # (t, d)
+        S_R = xq_t @ xb[R].T  # (t, |R|): every row relevant to some query of the block, scored first
+        rel = relevance(q.take(rows), b.take(R))
+        T, m = _thresholds(S_R, rel)
+        irr_ge = count_at_or_above(np.where(rel, np.float32(-np.inf), S_R), T, m)
+        top.update(rows, S_R, R)
+        del S_R, rel
+        scored = np.zeros(nb, dtype=bool)
+        scored[R] = True
+        for b0 in range(0, nb, tb):
+            b1 = min(b0 + tb, nb)
+            done = np.flatnonzero(scored[b0:b1])
+            if len(done) == b1 - b0:
+                continue
+            if len(done) <= MASK_FRACTION * (b1 - b0):  # score the whole tile, mask the rows seen in S_R
+                cols = np.arange(b0, b1)
+                S = np.matmul(xq_t, xb[b0:b1].T, out=buf[: len(rows) * len(cols)].reshape(len(rows), -1))
+                S[:, done] = -np.inf
+            else:  # gather the rows not yet scored
+                cols = b0 + np.flatnonzero(~scored[b0:b1])
+                S = np.matmul(xq_t, xb[cols].T, out=buf[: len(rows) * len(cols)].reshape(len(rows), -1))
+            irr_ge += count_at_or_above(S, T, m)
+            top.update(rows, S, cols)
+        ap[rows], first[rows] = _block_ap(T, m, irr_ge)
+        m_all[rows] = m
+    return {"D": top.D, "I": top.I, "ap": ap, "m": m_all, "rank": first}

@@ -1,0 +1,215 @@
+"""`emergentbridge` and its ablations `naive_proxy` / `anchor_only`: align a new modality to the
+anchor and, only orthogonally to the anchor direction, to a noisy bridge anchor synthesized from
+the anchor (our reading of the abstract of Xie et al., arXiv 2604.11043; see docs/methods.md)."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from pipeline.errors import ConfigError
+from pipeline.methods.losses import CosineLoss, MultiPositiveInfoNCE, ProxyLoss
+from pipeline.methods.neural import NeuralMethod
+from pipeline.methods.training import (
+    ContrastiveData,
+    check_training_params,
+    corrupt_t,
+    generator,
+    pick_positive,
+    tensor,
+    unit,
+)
+from pipeline.pairing import pair_rows
+from pipeline.store import EmbeddingTable
+
+PROJECTIONS = ("feature", "gradient", "none")
+U_CHOICES = ("anchor", "positives")
+
+
+class EmergentBridge(NeuralMethod):
+    """New modality n, anchor a, bridge modalities b (already aligned with a):
+
+    1. proxy synthesizer g_b: a -> b, residual MLP, 1 - cos(g_b(a), b) on (b, a) pairs
+       (class-level pairs: b's class mean);
+    2. head f for n (residual MLP at identity when d_n = d_a, else a projection), trained with
+           L = InfoNCE_tau(f(x_n), a) + lam * mean_b L_proxy(P f(x_n), P p_b),
+           p_b = normalize(g_b(a) + sigma_p * eps) (eps fresh every step), P = I - u u^T,
+       u = normalize(a) for u="anchor" (a: one positive anchor drawn per row and step) or the
+       normalized mean of the row's positive anchors in the batch for u="positives";
+       projection="gradient" applies the proxy loss without P and removes from its parameter
+       gradient the component along the anchor loss's gradient; "none" is the naive proxy.
+
+    transform: n -> normalize(f(x)); every other modality passes through (normalized).
+    """
+
+    name = "emergentbridge"
+
+    def __init__(
+        self,
+        new: str = "audio",
+        bridges: list[str] | None = None,
+        lam: float = 1.0,
+        sigma_p: float = 0.1,
+        tau: float = 0.05,
+        projection: str = "feature",
+        u: str = "anchor",
+        head: str = "auto",
+        hidden: int = 256,
+        epochs: int = 300,
+        proxy_epochs: int = 300,
+        batch_size: int = 1024,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        pairs_per_class: int = 0,
+        collapse: bool = False,
+        corrupt_sigma: float = 0.0,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        self.new = new
+        self.bridges = bridges
+        self.lam = lam
+        self.sigma_p = sigma_p
+        self.tau = tau
+        self.projection = projection
+        self.u = u
+        self.head = head
+        self.hidden = hidden
+        self.epochs = epochs
+        self.proxy_epochs = proxy_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.pairs_per_class = pairs_per_class
+        self.collapse = collapse
+        self.corrupt_sigma = corrupt_sigma
+        self.seed = seed
+        self.device = device
+
+    def _check(self, train: dict[str, EmbeddingTable], anchor: str, pairs) -> list[str]:
+        check_training_params(self.name, **{k: getattr(self, k) for k in (
+            "lam", "sigma_p", "tau", "hidden", "epochs", "proxy_epochs", "batch_size", "lr",
+            "weight_decay", "pairs_per_class", "corrupt_sigma")})
+        if self.projection not in PROJECTIONS:
+            raise ConfigError(f"{self.name}.projection = {self.projection!r}: expected one of {list(PROJECTIONS)}")
+        if self.u not in U_CHOICES:
+            raise ConfigError(f"{self.name}.u = {self.u!r}: expected one of {list(U_CHOICES)}")
+        if self.head not in ("auto", "residual", "projection"):
+            raise ConfigError(f"{self.name}.head = {self.head!r}: expected auto, residual or projection")
+        bridges = ["image"] if self.bridges is None else list(self.bridges)
+        pair_names = ["-".join(p) for p in pairs]
+        if self.new not in train or self.new == anchor:
+            raise ConfigError(f"{self.name}.new = {self.new!r}: expected a non-anchor modality of {sorted(train)}")
+        for m in [self.new, *bridges]:
+            if tuple(sorted((m, anchor))) not in pairs:
+                raise ConfigError(f"{self.name}: needs the pair {m}-{anchor} in train_pairs, got {pair_names}")
+        for b in bridges:
+            if b not in train or b in (anchor, self.new):
+                raise ConfigError(f"{self.name}.bridges: {b!r} must be a modality other than the anchor and new")
+            if train[b].dim != train[anchor].dim:
+                raise ConfigError(f"{self.name}: bridge {b!r} has dim {train[b].dim}, the anchor {train[anchor].dim}; "
+                                  f"bridges must already live in the anchor's space (run bind)")
+        if self.head == "residual" and train[self.new].dim != train[anchor].dim:
+            raise ConfigError(f"{self.name}.head = 'residual' needs d_new = d_anchor, got {train[self.new].dim}")
+        return bridges
+
+    def _fit(self, train: dict[str, EmbeddingTable], anchor: str, pairs: list[tuple[str, str]]) -> None:
+        bridges = self._check(train, anchor, pairs)
+        self._prepare(train)
+        for m in train:
+            if m != self.new:
+                self.passthrough_ok(m)
+        dev = self._device()
+        gen = generator(self.seed, dev)
+        Xp = {m: self._prep(t.X, m) for m, t in train.items()}
+        d_a = train[anchor].dim
+        # 1. proxy synthesizers g_b: a -> b, cosine regression on (b, a) pairs
+        proxies = {}
+        for i, b in enumerate(bridges):
+            P = pair_rows(train[anchor], train[b], self.pairs_per_class, self.seed)
+            A, B = tensor(Xp[anchor][P.src], dev), tensor(P.targets(Xp[b], train[b].labels), dev)
+            g = self._new_head(f"g/{b}", {"kind": "residual", "dim": d_a, "hidden": self.hidden}, 1 + i)
+            self._train(g.parameters(), self.proxy_epochs * -(-len(A) // self.batch_size),
+                        lambda g=g, A=A, B=B: _regression_step(g, A, B, self.batch_size, gen))
+            proxies[b] = g.eval().requires_grad_(False)
+        # 2. head f for the new modality
+        d_n = train[self.new].dim
+        kind = self.head if self.head != "auto" else ("residual" if d_n == d_a else "projection")
+        spec = ({"kind": "residual", "dim": d_n, "hidden": self.hidden} if kind == "residual"
+                else {"kind": "projection", "d_in": d_n, "d_out": d_a, "hidden": self.hidden})
+        f = self._new_head("f", spec, 0)
+        P = pair_rows(train[self.new], train[anchor], self.pairs_per_class, self.seed)
+        data = ContrastiveData.build(train[self.new], train[anchor], P, Xp[self.new], Xp[anchor], dev)
+        infonce, proxy_loss = MultiPositiveInfoNCE(self.tau), ProxyLoss(self.projection)
+        params = list(f.parameters())
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        for _ in range(self.epochs * data.steps_per_epoch(self.batch_size)):
+            ix, iy, pos = data.sample(self.batch_size, gen)
+            Z = unit(f(corrupt_t(data.X[ix], self.corrupt_sigma, gen)))  # (B, d_a)
+            Ya = data.Y[iy]  # (C, d_a)
+            l_anchor = infonce(Z, Ya, pos)["loss"]
+            opt.zero_grad(set_to_none=True)
+            if self.lam == 0:
+                l_anchor.backward()
+                opt.step()
+                continue
+            with torch.no_grad():
+                a = Ya[pick_positive(pos, gen)]  # (B, d_a): one positive anchor per row
+                u = unit(a) if self.u == "anchor" else unit(pos.float() @ Ya + 1e-12 * a)
+                ps = [unit(g(a) + self.sigma_p * torch.randn(a.shape, generator=gen, device=dev))
+                      for g in proxies.values()]
+            has = pos.any(dim=1)
+            l_proxy = sum(proxy_loss(Z[has], p[has], u[has])["loss"] for p in ps) / len(ps)
+            if self.projection == "gradient":
+                g_a = torch.autograd.grad(l_anchor, params, retain_graph=True)
+                g_p = torch.autograd.grad(l_proxy, params)
+                flat_a = torch.cat([g.reshape(-1) for g in g_a])
+                flat_p = torch.cat([g.reshape(-1) for g in g_p])
+                coef = (flat_a @ flat_p) / (flat_a @ flat_a).clamp_min(1e-20)  # remove g_p's part along g_a
+                for prm, ga, gp in zip(params, g_a, g_p, strict=True):
+                    prm.grad = ga + self.lam * (gp - coef * ga)
+            else:
+                (l_anchor + self.lam * l_proxy).backward()
+            opt.step()
+        f.eval()
+
+    def _train(self, params, steps: int, step_fn) -> None:
+        opt = torch.optim.AdamW(list(params), lr=self.lr, weight_decay=self.weight_decay)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            step_fn().backward()
+            opt.step()
+
+    def _transform_t(self, X: torch.Tensor, modality: str) -> torch.Tensor:
+        return self.heads_["f"](X) if modality == self.new else X
+
+
+def _regression_step(g, A, B, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+    idx = torch.randperm(len(A), generator=gen, device=A.device)[:batch_size] if len(A) > batch_size else slice(None)
+    return CosineLoss()(g(A[idx]), B[idx])["loss"]
+
+
+def _ablation(base: type, cls_name: str, name: str, fixed: dict, doc: str) -> type:
+    """A subclass of `base` whose constructor fixes `fixed` (those keys are not accepted)."""
+    sig = inspect.signature(base.__init__)
+    params = [p for n, p in sig.parameters.items() if n not in fixed]
+
+    def __init__(self, **kwargs):
+        base.__init__(self, **{**kwargs, **fixed})
+
+    __init__.__signature__ = sig.replace(parameters=params)
+    __init__.__annotations__ = {k: v for k, v in base.__init__.__annotations__.items() if k not in fixed}
+    __init__.__defaults__ = None
+
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in self.param_names()}
+
+    return type(cls_name, (base,), {"__init__": __init__, "name": name, "__doc__": doc,
+                                "get_params": get_params, "__module__": __name__})
+
+
+NaiveProxy = _ablation(EmergentBridge, "NaiveProxy", "naive_proxy", {"projection": "none"},
+                       "Ablation: EmergentBridge with projection='none' (the proxy loss on the full vector).")
+AnchorOnly = _ablation(EmergentBridge, "AnchorOnly", "anchor_only", {"lam": 0.0},
+                       "Ablation: EmergentBridge with lam=0 (only the anchor InfoNCE trains the head).")

@@ -1,0 +1,54 @@
+"""`embridge evaluate`: retrieval, zero-shot and gap metrics of one method -> metrics/<method>.json."""
+
+import click
+
+
+@click.command("evaluate")
+@click.option("--tables", "tables_dir", required=True, type=click.Path(),
+              help="Folder of embedding tables, one subfolder per modality (e.g. unified/).")
+@click.option("--map", "map_dir", default=None, type=click.Path(),
+              help="Fitted method folder (config.json + state.safetensors), e.g. maps/procrustes.")
+@click.option("--out", "out_path", required=True, type=click.Path(), help="Metrics JSON to write.")
+@click.option("--method", "method_name", default=None,
+              help="Name in the output; without --map, the method fitted on the tables' train split (e.g. raw).")
+@click.option("--params", "params_path", default=None, type=click.Path(),
+              help="params.yaml: sections evaluate, pairs.train, seed, device, anchor, fit.<method>.")
+@click.option("--pairs", default=None, help="Pairs used in fitting, e.g. image-text,audio-text (overrides pairs.train).")
+@click.option("--anchor", default=None, help="Anchor modality when fitting without --map (default: params' anchor, else text).")
+def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
+    """Evaluate a method on every ordered modality pair of TABLES (test split) and write OUT.
+
+    With --map the fitted method is loaded; without it, --method names a method that is fitted
+    here on the tables' train split (meant for training-free methods such as raw).
+    """
+    from pipeline.config import build_dataclass, load_yaml
+    from pipeline.device import resolve_device
+    from pipeline.errors import ConfigError
+    from pipeline.evaluation.runner import EvaluateConfig, evaluate, write_metrics
+    from pipeline.methods import get_method, load_method
+    from pipeline.modalities import DEFAULT_ANCHOR, parse_pairs
+    from pipeline.store import load_tables
+
+    params = load_yaml(params_path) if params_path else {}
+    cfg = build_dataclass(EvaluateConfig, params.get("evaluate"), f"{params_path}: evaluate")
+    tables = load_tables(tables_dir)
+    pair_spec = pairs if pairs is not None else (params.get("pairs") or {}).get("train")
+    if pair_spec is None:
+        click.echo("note: no --pairs and no pairs.train in --params: every modality pair is marked unpaired", err=True)
+    train_pairs = parse_pairs(pair_spec or [], modalities=tables)
+    if map_dir:
+        method = load_method(map_dir)
+    else:
+        if method_name is None:
+            raise ConfigError("evaluate: give --map MAPDIR (a fitted method) or --method NAME (fitted here, e.g. raw)")
+        anchor = anchor or params.get("anchor") or DEFAULT_ANCHOR
+        if anchor not in tables:
+            raise ConfigError(f"anchor {anchor!r} has no table in {tables_dir} (found {sorted(tables)}); pass --anchor")
+        fit_params = (params.get("fit") or {}).get(method_name) or {}
+        method = get_method(method_name, **fit_params).fit(tables, anchor, train_pairs)
+    device = str(resolve_device(params.get("device", "auto")))
+    metrics = evaluate(tables, method, train_pairs, cfg, name=method_name, seed=int(params.get("seed", 0)),
+                       device=device)
+    write_metrics(metrics, out_path)
+    unpaired = [f"{k} R@1={v['R@1']}" for k, v in metrics["retrieval"].items() if not v["paired"]]
+    click.echo(f"{metrics['method']}: wrote {out_path}" + (f" (unpaired: {', '.join(unpaired)})" if unpaired else ""))

@@ -1,0 +1,20 @@
+"""`embridge report`: metrics/*.json (and metrics/sweep/<pairs_per_class>/*.json) -> reports/."""
+
+import click
+
+
+@click.command("report")
+@click.option("--metrics", "metrics_dir", required=True, type=click.Path(),
+              help="Folder of <method>.json files; an optional sweep/<pairs_per_class>/<method>.json subtree.")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for summary.md, summary.json, plots/.")
+@click.option("--params", "params_path", default=None, type=click.Path(), help="params.yaml (section report).")
+def cli(metrics_dir, out_dir, params_path):
+    """Gather every method's metrics into OUT/summary.md (unpaired pairs first, changes against raw,
+    best per column in bold), OUT/summary.json and OUT/plots/*.png."""
+    from pipeline.config import build_dataclass, load_yaml
+    from pipeline.report import ReportConfig, build_report
+
+    params = load_yaml(params_path) if params_path else {}
+    cfg = build_dataclass(ReportConfig, params.get("report"), f"{params_path}: report")
+    for path in build_report(metrics_dir, out_dir, cfg):
+        click.echo(f"wrote {path}")
