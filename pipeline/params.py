@@ -19,7 +19,7 @@ from pipeline.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES, parse_pairs
 
 # section -> "module:Class" of its typed config; imported lazily so that loading params stays cheap
 SECTION_CONFIGS = {
-    "prepare": "pipeline.data.config:PrepareConfig",
+    "prepare": "pipeline.data.prepare:PrepareConfig",
     "extract": "pipeline.extract:ExtractConfig",
     "bind": "pipeline.bind:BindConfig",
     "evaluate": "pipeline.evaluation.runner:EvaluateConfig",
@@ -62,14 +62,16 @@ class Params:
         return self.sections[name]
 
     def method_params(self, method: str) -> dict:
-        """Checked constructor kwargs for `method`: its fit.<method> block plus seed/device."""
+        """Checked constructor kwargs for `method`: its fit.<method> block plus the global seed,
+        device and pairs.pairs_per_class where the method takes them (the block wins)."""
         from pipeline.methods import METHODS
 
         cls = METHODS[method]
         kwargs = dict(self.fit.get(method) or {})
-        for key in ("seed", "device"):
+        globals_ = {"seed": self.seed, "device": self.device, "pairs_per_class": self.pairs.pairs_per_class}
+        for key, value in globals_.items():
             if key not in kwargs and key in _init_params(cls):
-                kwargs[key] = getattr(self, key)
+                kwargs[key] = value
         return check_kwargs(cls, kwargs, f"{self.path}: fit.{method}")
 
 
@@ -84,8 +86,14 @@ def _config_class(name: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def parse_params(data: dict, path: str = "params.yaml", sections: tuple[str, ...] | None = None) -> Params:
-    """Check a params mapping. `sections`: which stage sections to build (default: every one present)."""
+def parse_params(
+    data: dict, path: str = "params.yaml", sections: tuple[str, ...] | None = None, light: bool = False
+) -> Params:
+    """Check a params mapping. `sections`: which stage sections to build (default: every one present).
+
+    light: skip the checks that import torch (device, method parameters), for the extraction
+    processes, which must stay free of torch (the Whisper encoder runs ten times slower beside it).
+    """
     allowed = list(GLOBAL_KEYS) + list(SECTION_CONFIGS)
     for key in data:
         if key not in allowed:
@@ -102,18 +110,17 @@ def parse_params(data: dict, path: str = "params.yaml", sections: tuple[str, ...
     if p.anchor not in p.modalities:
         raise ConfigError(f"{path}: anchor = {p.anchor!r} is not one of the modalities {p.modalities}")
     try:
-        pairs = parse_pairs(p.pairs.train, p.modalities)
+        parse_pairs(p.pairs.train, p.modalities)
     except ConfigError as exc:
         raise ConfigError(f"{path}: pairs.train: {exc}") from None
-    if not any(p.anchor in pr for pr in pairs):
-        raise ConfigError(f"{path}: pairs.train = {p.pairs.train} never names the anchor {p.anchor!r}")
-    from pipeline.device import resolve_device
+    if not light:
+        from pipeline.device import resolve_device
 
-    try:
-        resolve_device(p.device)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    if p.methods or p.fit:
+        try:
+            resolve_device(p.device)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    if (p.methods or p.fit) and not light:
         from pipeline.methods import METHODS
 
         for m in list(p.methods) + list(p.fit):
@@ -126,5 +133,10 @@ def parse_params(data: dict, path: str = "params.yaml", sections: tuple[str, ...
     return p
 
 
-def load_params(path: str | Path = "params.yaml", sections: tuple[str, ...] | None = None) -> Params:
-    return parse_params(load_yaml(path), str(path), sections)
+def load_params(
+    path: str | Path | None = "params.yaml", sections: tuple[str, ...] | None = None, light: bool = False
+) -> Params:
+    """Load and check params.yaml; path None gives every default (for tables outside the pipeline)."""
+    if path is None:
+        return Params(path="(defaults)")
+    return parse_params(load_yaml(path), str(path), sections, light)

@@ -15,6 +15,7 @@ COMMANDS = {
     "bind": ("stages.bind", "cli", "Stage: project every modality into the anchor's space (or pass through)."),
     "fit": ("stages.fit", "cli", "Stage: fit one bridging method on the train split of allowed pairs."),
     "evaluate": ("stages.evaluate", "cli", "Stage: retrieval, zero-shot and gap metrics for one method."),
+    "sweep": ("stages.sweep", "cli", "Stage: one point of the pairs_per_class sweep (bind + fit + evaluate)."),
     "report": ("stages.report", "cli", "Stage: gather metrics/*.json into reports/summary.md and plots."),
     "import": ("stages.import_embeddings", "cli", "Tool: turn your own embeddings (.npy/.npz/.parquet/.safetensors) into a table."),
     "synth": ("stages.synth", "cli", "Tool: write synthetic tables with the C^3 geometry and a known answer."),

@@ -21,34 +21,32 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
     With --map the fitted method is loaded; without it, --method names a method that is fitted
     here on the tables' train split (meant for training-free methods such as raw).
     """
-    from pipeline.config import build_dataclass, load_yaml
     from pipeline.device import resolve_device
     from pipeline.errors import ConfigError
-    from pipeline.evaluation.runner import EvaluateConfig, evaluate, write_metrics
+    from pipeline.evaluation.runner import evaluate, write_metrics
     from pipeline.methods import get_method, load_method
-    from pipeline.modalities import DEFAULT_ANCHOR, parse_pairs
+    from pipeline.modalities import parse_pairs
+    from pipeline.params import load_params
     from pipeline.store import load_tables
 
-    params = load_yaml(params_path) if params_path else {}
-    cfg = build_dataclass(EvaluateConfig, params.get("evaluate"), f"{params_path}: evaluate")
+    p = load_params(params_path, sections=("evaluate",))
+    cfg = p.section("evaluate")
     tables = load_tables(tables_dir)
-    pair_spec = pairs if pairs is not None else (params.get("pairs") or {}).get("train")
-    if pair_spec is None:
-        click.echo("note: no --pairs and no pairs.train in --params: every modality pair is marked unpaired", err=True)
-    train_pairs = parse_pairs(pair_spec or [], modalities=tables)
+    if pairs is None and params_path is None:
+        click.echo("note: no --pairs and no --params: every modality pair is marked unpaired", err=True)
+    train_pairs = parse_pairs(pairs if pairs is not None else (p.pairs.train if params_path else []), modalities=tables)
     if map_dir:
         method = load_method(map_dir)
     else:
         if method_name is None:
             raise ConfigError("evaluate: give --map MAPDIR (a fitted method) or --method NAME (fitted here, e.g. raw)")
-        anchor = anchor or params.get("anchor") or DEFAULT_ANCHOR
+        anchor = anchor or p.anchor
         if anchor not in tables:
             raise ConfigError(f"anchor {anchor!r} has no table in {tables_dir} (found {sorted(tables)}); pass --anchor")
-        fit_params = (params.get("fit") or {}).get(method_name) or {}
-        method = get_method(method_name, **fit_params).fit(tables, anchor, train_pairs)
-    device = str(resolve_device(params.get("device", "auto")))
-    metrics = evaluate(tables, method, train_pairs, cfg, name=method_name, seed=int(params.get("seed", 0)),
-                       device=device)
+        method = get_method(method_name, **(p.method_params(method_name) if params_path else {}))
+        method.fit(tables, anchor, train_pairs)
+    metrics = evaluate(tables, method, train_pairs, cfg, name=method_name, seed=p.seed,
+                       device=str(resolve_device(p.device)))
     write_metrics(metrics, out_path)
     unpaired = [f"{k} R@1={v['R@1']}" for k, v in metrics["retrieval"].items() if not v["paired"]]
     click.echo(f"{metrics['method']}: wrote {out_path}" + (f" (unpaired: {', '.join(unpaired)})" if unpaired else ""))

@@ -4,7 +4,7 @@ import click
 
 
 @click.command("fit")
-@click.option("--method", "method", required=True, help="Method name (see docs/methods.md): raw, collapse, procrustes, cca, linear, cycle_mlp, emergentbridge, naive_proxy, anchor_only.")
+@click.option("--method", "method", required=True, help="Method name (see README): raw, collapse, procrustes, cca, linear, cycle_mlp, emergentbridge, naive_proxy, anchor_only.")
 @click.option("--tables", "tables_dir", default="unified", show_default=True, type=click.Path(), help="Folder of embedding tables (one subfolder per modality).")
 @click.option("--anchor", default=None, help="Anchor modality (default: params.yaml anchor, else text).")
 @click.option("--pairs", default=None, help="Modality pairs allowed for fitting, e.g. image-text,audio-text (default: params.yaml pairs.train).")
@@ -17,33 +17,27 @@ def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, d
     """Fit METHOD on the train rows of TABLES using only PAIRS; command-line flags override params.yaml."""
     import time
 
-    from pipeline.config import load_yaml
+    from pipeline.config import check_kwargs
     from pipeline.errors import ConfigError
     from pipeline.methods import METHODS, get_method
-    from pipeline.modalities import DEFAULT_ANCHOR, parse_pairs
+    from pipeline.modalities import parse_pairs
+    from pipeline.params import load_params
     from pipeline.store import load_tables
-    from stages.bind import read_globals
 
     if method not in METHODS:
         raise ConfigError(f"method {method!r} does not exist; available methods: {sorted(METHODS)}")
-    params = load_yaml(params_file) if params_file else {}
-    g = read_globals(params, str(params_file))
-    fit_section = params.get("fit", {}) or {}
-    if not isinstance(fit_section, dict):
-        raise ConfigError(f"{params_file}: fit = {fit_section!r}: expected a mapping of method -> keyword arguments")
-    kwargs = dict(fit_section.get(method, {}) or {})
-    overrides = {"seed": seed, "device": device, "pairs_per_class": pairs_per_class}
+    p = load_params(params_file, sections=())
+    kwargs = p.method_params(method)
     accepted = METHODS[method].param_names()
-    for key in ("seed", "device", "pairs_per_class"):  # global settings reach the methods that take them
-        value = overrides[key] if overrides[key] is not None else g.get(key)
-        if value is not None and key in accepted and (overrides[key] is not None or key not in kwargs):
+    for key, value in (("seed", seed), ("device", device), ("pairs_per_class", pairs_per_class)):
+        if value is not None and key in accepted:
             kwargs[key] = value
-    est = get_method(method, **kwargs)
+    est = get_method(method, **check_kwargs(METHODS[method], kwargs, f"fit.{method}"))
     tables = load_tables(tables_dir)
-    anchor = anchor or g.get("anchor", DEFAULT_ANCHOR)
-    pair_list = parse_pairs(pairs if pairs is not None else g.get("pairs", ["image-text", "audio-text"]), modalities=tables)
+    anchor = anchor or p.anchor
+    pair_list = parse_pairs(pairs if pairs is not None else p.pairs.train, modalities=tables)
     t0 = time.perf_counter()
     est.fit(tables, anchor, pair_list)
     est.save(out_dir)
-    click.echo(f"fit {method}: {sorted(tables)} -> {anchor} space on {['-'.join(p) for p in pair_list]} "
+    click.echo(f"fit {method}: {sorted(tables)} -> {anchor} space on {['-'.join(q) for q in pair_list]} "
                f"in {time.perf_counter() - t0:.1f} s; wrote {out_dir}/config.json, state.safetensors")

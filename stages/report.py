@@ -11,10 +11,9 @@ import click
 def cli(metrics_dir, out_dir, params_path):
     """Gather every method's metrics into OUT/summary.md (unpaired pairs first, changes against raw,
     best per column in bold), OUT/summary.json and OUT/plots/*.png."""
-    from pipeline.config import build_dataclass, load_yaml
-    from pipeline.report import ReportConfig, build_report
+    from pipeline.params import load_params
+    from pipeline.report import build_report
 
-    params = load_yaml(params_path) if params_path else {}
-    cfg = build_dataclass(ReportConfig, params.get("report"), f"{params_path}: report")
+    cfg = load_params(params_path, sections=("report",)).section("report")
     for path in build_report(metrics_dir, out_dir, cfg):
         click.echo(f"wrote {path}")

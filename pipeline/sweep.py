@@ -1,0 +1,65 @@
+"""The low-data sweep: bind, fit and evaluate at one `pairs_per_class` value (one DVC stage per value).
+
+Each sweep point re-binds the frozen features with at most `pairs_per_class` paired train rows per
+class, fits the sweep's methods on that unified space with the same cap, and writes
+`metrics/sweep/<pairs_per_class>/<method>.json` (the layout `embridge report` plots).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+from pipeline.store import EmbeddingTable
+
+
+@dataclass
+class SweepConfig:
+    """The `sweep:` section of params.yaml."""
+
+    pairs_per_class: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 50, 0])  # one stage per value; 0 = all pairs
+    methods: list[str] = field(default_factory=lambda: ["raw", "procrustes", "emergentbridge"])  # fitted at every point
+    fit: dict[str, dict] = field(default_factory=dict)  # method -> keyword arguments for the sweep (default: the method's defaults)
+
+    def check(self) -> None:
+        if any(n < 0 for n in self.pairs_per_class) or len(set(self.pairs_per_class)) != len(self.pairs_per_class):
+            raise ConfigError(f"pairs_per_class = {self.pairs_per_class}: expected distinct integers >= 0 (0 = all)")
+        from pipeline.methods import METHODS
+
+        for m in list(self.methods) + list(self.fit):
+            if m not in METHODS:
+                raise ConfigError(f"method {m!r} is not registered; known methods: {sorted(METHODS)}")
+
+
+def run_point(features: dict[str, EmbeddingTable], pairs_per_class: int, params, out_dir: str | Path) -> list[Path]:
+    """Bind + fit + evaluate every sweep method at one cap; returns the metrics files written.
+
+    params: a loaded `pipeline.params.Params` (global seed/device/anchor/pairs and the bind,
+    evaluate and sweep sections).
+    """
+    from pipeline.bind import bind_tables
+    from pipeline.config import check_kwargs
+    from pipeline.device import resolve_device
+    from pipeline.evaluation.runner import evaluate, write_metrics
+    from pipeline.methods import METHODS, get_method
+
+    cfg = params.section("sweep")
+    pairs = params.train_pairs
+    Z = bind_tables(features, params.anchor, pairs, params.section("bind"), pairs_per_class=pairs_per_class,
+                    seed=params.seed, device=params.device)
+    unified = {m: EmbeddingTable(m, Z[m], t.meta, t.manifest) for m, t in features.items()}
+    device = str(resolve_device(params.device))
+    written = []
+    for name in cfg.methods:
+        accepted = METHODS[name].param_names()
+        kwargs = dict(cfg.fit.get(name) or {})
+        for key, value in (("seed", params.seed), ("device", params.device), ("pairs_per_class", pairs_per_class)):
+            if key in accepted:
+                kwargs[key] = value
+        kwargs = check_kwargs(METHODS[name], kwargs, f"{params.path}: sweep.fit.{name}")
+        est = get_method(name, **kwargs).fit(unified, params.anchor, pairs)
+        metrics = evaluate(unified, est, pairs, params.section("evaluate"), name=name, seed=params.seed, device=device)
+        metrics["pairs_per_class"] = pairs_per_class
+        written.append(write_metrics(metrics, Path(out_dir) / f"{name}.json"))
+    return written

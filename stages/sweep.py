@@ -1,0 +1,26 @@
+"""`embridge sweep`: one point of the low-data sweep (bind + fit + evaluate at one pairs_per_class)."""
+
+import click
+
+
+@click.command("sweep")
+@click.option("--pairs-per-class", "pairs_per_class", required=True, type=int, help="Cap on paired train rows per class (0 = all).")
+@click.option("--features", default="features", show_default=True, type=click.Path(), help="Folder of frozen feature tables.")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(), help="params.yaml")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for <method>.json, e.g. metrics/sweep/5.")
+def cli(pairs_per_class, features, params_path, out_dir):
+    """Re-bind with at most PAIRS_PER_CLASS pairs per class, fit the sweep's methods, evaluate them."""
+    import time
+
+    from pipeline.errors import ConfigError
+    from pipeline.params import load_params
+    from pipeline.store import load_tables
+    from pipeline.sweep import run_point
+
+    if pairs_per_class < 0:
+        raise ConfigError(f"--pairs-per-class {pairs_per_class}: expected >= 0 (0 = all pairs)")
+    params = load_params(params_path)
+    t0 = time.perf_counter()
+    files = run_point(load_tables(features), pairs_per_class, params, out_dir)
+    click.echo(f"sweep pairs_per_class={pairs_per_class}: wrote {len(files)} metrics files to {out_dir} "
+               f"in {time.perf_counter() - t0:.1f} s")
