@@ -12,6 +12,7 @@ import _ctypes
 import ctypes
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -49,6 +50,26 @@ def library_version() -> str:
         _ctypes.dlclose(lib._handle)
 
 
+def available_voices() -> tuple[set[str], set[str]]:
+    """(language names under lang/, lower case; variant names under voices/!v/) of the shipped data."""
+    _, data_path = library_paths()
+    data = Path(data_path)
+    languages = {p.name.lower() for p in (data / "lang").rglob("*") if p.is_file()}
+    variants = {p.name for p in (data / "voices" / "!v").iterdir() if p.is_file()}
+    return languages, variants
+
+
+def check_voice(voice: str, where: str = "eSpeak voice") -> None:
+    """'language+variant' (or 'language') must name shipped data; eSpeak itself falls back silently."""
+    languages, variants = available_voices()
+    language, _, variant = voice.partition("+")
+    if language.lower() not in languages:
+        english = sorted(v for v in languages if v.startswith("en"))
+        raise ConfigError(f"{where} {voice!r}: unknown language {language!r}; English ones: {english}")
+    if variant and variant not in variants:
+        raise ConfigError(f"{where} {voice!r}: unknown variant {variant!r}; available: {sorted(variants)}")
+
+
 def utterance_seed(text: str, voice: str, rate: int, pitch: int) -> int:
     """A stable 31-bit seed for eSpeak's noise generator, from what is being said and how."""
     return zlib.crc32(f"{voice}|{rate}|{pitch}|{text}".encode()) & 0x7FFFFFFF
@@ -66,6 +87,7 @@ class Session:
             raise ConfigError(f"eSpeak rate = {rate}: expected words per minute in {list(RATE_RANGE)}")
         if not PITCH_RANGE[0] <= pitch <= PITCH_RANGE[1]:
             raise ConfigError(f"eSpeak pitch = {pitch}: expected a value in {list(PITCH_RANGE)}")
+        check_voice(voice)
         self.voice, self.rate, self.pitch = voice, rate, pitch
         self._lib = None
         self._chunks: list[np.ndarray] = []

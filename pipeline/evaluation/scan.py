@@ -90,7 +90,7 @@ def relevant_columns(qk: RowKeys, bk: RowKeys) -> np.ndarray:
 def relevant_counts(q: RowKeys, b: RowKeys) -> np.ndarray:
     """m (nq,) int64: relevant gallery rows per query, from the keys alone (no scores)."""
     def counts(codes):  # count of each code >= 0, looked up by code
-        return np.bincount(codes[codes >= 0], minlength=int(max(q.labels.max(initial=-1), q.pairs.max(initial=-1))) + 1)
+        return np.bincount(codes[codes >= 0], minlength=int(max(q.labels.max(initial=0), q.pairs.max(initial=0))) + 1)
 
     by_pair = counts(b.pairs)
     by_label = counts(b.labels)

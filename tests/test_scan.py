@@ -1,0 +1,95 @@
+"""Fused CPU scan: top-k, ranks and AP equal brute force (with ties) on both counting paths and tilings."""
+# ruff: noqa: E741  (I is FAISS's name for neighbour ids: D, I = search(...))
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+from pipeline.evaluation import scan
+from pipeline.evaluation.metrics import per_query
+from pipeline.evaluation.relevance import RowKeys, relevance
+from pipeline.evaluation.scan import (
+    count_at_or_above,
+    fused_scan,
+    relevant_columns,
+    relevant_counts,
+)
+
+
+def keys(rng, n, n_labels, p_pair, n_pair_codes=40):
+    labels = rng.integers(0, n_labels, n)
+    labels[rng.random(n) < 0.1] = -1
+    pairs = np.where(rng.random(n) < p_pair, rng.integers(0, n_pair_codes, n), -1)
+    return RowKeys(labels.astype(np.int64), pairs.astype(np.int64))
+
+
+def brute(xq, xb, q, b, k):
+    S = xq.astype(np.float64) @ xb.astype(np.float64).T
+    R = relevance(q, b)
+    I = np.argsort(-S, axis=1, kind="stable")[:, :k]  # ties: lower index first
+    rank, ap = np.full(len(xq), np.inf), np.full(len(xq), np.nan)
+    for i in range(len(xq)):
+        if R[i].any():
+            rank[i] = 1 + int(((~R[i]) & (S[i] >= S[i][R[i]].max())).sum())
+            ap[i] = average_precision_score(R[i], S[i])
+    return np.take_along_axis(S, I, axis=1), I, rank, ap, R.sum(axis=1)
+
+
+@pytest.mark.parametrize("compare_max", [0, 8, 10_000])
+@pytest.mark.parametrize("mask_fraction", [0.0, 1.0])
+@pytest.mark.parametrize("seed,n_labels,p_pair", [(0, 3, 0.0), (1, 12, 0.5), (2, 5, 1.0)])
+def test_fused_scan_equals_bruteforce_with_ties(monkeypatch, compare_max, mask_fraction, seed, n_labels, p_pair):
+    monkeypatch.setattr(scan, "COMPARE_MAX", compare_max)
+    monkeypatch.setattr(scan, "MASK_FRACTION", mask_fraction)
+    monkeypatch.setattr(scan, "MIN_GALLERY_TILE", 1)
+    rng = np.random.default_rng(seed)
+    xq = rng.integers(-1, 2, size=(45, 5)).astype(np.float32)  # small integers: exact ties
+    xb = rng.integers(-1, 2, size=(130, 5)).astype(np.float32)
+    q, b = keys(rng, 45, n_labels, p_pair), keys(rng, 130, n_labels, p_pair)
+    D_ref, I_ref, rank_ref, ap_ref, m_ref = brute(xq, xb, q, b, 7)
+    for budget, tile, query_tile in ((1 << 20, 1 << 20, 4096), (300, 23, 6)):
+        got = fused_scan(xq, xb, q, b, 7, score_budget=budget, tile=tile, query_tile=query_tile)
+        np.testing.assert_array_equal(got["I"], I_ref)
+        np.testing.assert_array_equal(got["D"], D_ref.astype(np.float32))
+        np.testing.assert_array_equal(got["m"], m_ref)
+        np.testing.assert_array_equal(got["rank"], rank_ref)
+        np.testing.assert_allclose(got["ap"], ap_ref, rtol=0, atol=1e-12)
+
+
+def test_fused_equals_two_pass_on_continuous_data():
+    rng = np.random.default_rng(3)
+    xq, xb = rng.standard_normal((60, 16)).astype(np.float32), rng.standard_normal((500, 16)).astype(np.float32)
+    q, b = keys(rng, 60, 7, 0.3), keys(rng, 500, 7, 0.3)
+    a = per_query(xq, xb, q, b, kmax=10, fused=True, score_budget=2000, tile=90, query_tile=16)
+    c = per_query(xq, xb, q, b, kmax=10, fused=False)
+    np.testing.assert_array_equal(a["I"], c["I"])
+    np.testing.assert_array_equal(a["m"], c["m"])
+    np.testing.assert_array_equal(a["rank"][a["m"] > 0], c["rank"][c["m"] > 0])
+    np.testing.assert_allclose(a["ap"], c["ap"], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("compare_max", [0, 10_000])
+def test_count_at_or_above_with_ties_and_signed_zeros(monkeypatch, compare_max):
+    monkeypatch.setattr(scan, "COMPARE_MAX", compare_max)
+    rng = np.random.default_rng(4)
+    S = rng.integers(-3, 4, size=(6, 50)).astype(np.float32)
+    S[:, :5] = -0.0  # equal to +0.0 as a score
+    S[:, 5] = -np.inf  # not counted
+    T = np.sort(rng.integers(-3, 4, size=(6, 12)).astype(np.float32), axis=1)
+    T[:, -2:] = np.inf
+    ref = (S[:, None, :] >= T[:, :, None]).sum(axis=2)
+    np.testing.assert_array_equal(count_at_or_above(S, T), ref)
+    np.testing.assert_array_equal(count_at_or_above(S, T, np.full(6, 10)), ref)
+
+
+def test_relevant_columns_is_the_union_of_relevance():
+    rng = np.random.default_rng(5)
+    q, b = keys(rng, 20, 6, 0.5), keys(rng, 300, 6, 0.5)
+    np.testing.assert_array_equal(relevant_columns(q, b), np.flatnonzero(relevance(q, b).any(axis=0)))
+
+
+def test_relevant_counts_equal_relevance_sums():
+    rng = np.random.default_rng(6)
+    for p_pair in (0.0, 0.5, 1.0):
+        q, b = keys(rng, 30, 6, p_pair), keys(rng, 200, 9, p_pair, n_pair_codes=60)
+        np.testing.assert_array_equal(relevant_counts(q, b), relevance(q, b).sum(axis=1))
