@@ -77,9 +77,9 @@ def main() -> None:
     payload = args.rows * args.dim * 2
 
     results = {}
-    for name in READERS:
-        run_reader(name, table)  # warm the page cache so both readers see the same state
-    for r in range(args.repeat):
+    for reader in READERS:
+        run_reader(reader, table)  # warm the page cache so both readers see the same state
+    for _ in range(args.repeat):
         for name in READERS:  # interleaved, so machine noise hits both
             secs, nbytes, rss = run_reader(name, table)
             assert nbytes == payload, (name, nbytes, payload)

@@ -33,7 +33,7 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def torch_generator(seed: int, device) -> "torch.Generator":  # noqa: F821
+def torch_generator(seed: int, device) -> torch.Generator:  # noqa: F821
     import torch
 
     g = torch.Generator(device=device)

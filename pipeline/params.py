@@ -21,7 +21,7 @@ from pipeline.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES, parse_pairs
 SECTION_CONFIGS = {
     "prepare": "pipeline.data.prepare:PrepareConfig",
     "extract": "pipeline.extract:ExtractConfig",
-    "bind": "pipeline.bind:BindConfig",
+    "bind": "pipeline.bind_config:BindConfig",
     "evaluate": "pipeline.evaluation.runner:EvaluateConfig",
     "report": "pipeline.report:ReportConfig",
     "sweep": "pipeline.sweep:SweepConfig",
@@ -86,13 +86,13 @@ def _config_class(name: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def parse_params(
-    data: dict, path: str = "params.yaml", sections: tuple[str, ...] | None = None, light: bool = False
-) -> Params:
-    """Check a params mapping. `sections`: which stage sections to build (default: every one present).
+def parse_params(data: dict, path: str = "params.yaml", light: bool = False) -> Params:
+    """Check a whole params mapping: every global key and every section present, so that a
+    mistyped key anywhere stops whichever stage runs first, before it does any work.
 
-    light: skip the checks that import torch (device, method parameters), for the extraction
-    processes, which must stay free of torch (the Whisper encoder runs ten times slower beside it).
+    light: skip the checks that import torch (device, method names and parameters), for the
+    prepare and extraction processes, which stay free of torch (the Whisper
+    encoder runs several times slower in a process where torch has run).
     """
     allowed = list(GLOBAL_KEYS) + list(SECTION_CONFIGS)
     for key in data:
@@ -128,15 +128,20 @@ def parse_params(
                 raise ConfigError(f"{path}: method {m!r} is not registered; known methods: {sorted(METHODS)}")
         for m in p.fit:
             p.method_params(m)
-    for name in sections if sections is not None else [s for s in SECTION_CONFIGS if s in data]:
-        p.sections[name] = build_dataclass(_config_class(name), data.get(name), f"{path}: {name}")
+    for name in SECTION_CONFIGS:  # every section config imports no torch
+        if name in data:
+            p.sections[name] = build_dataclass(_config_class(name), data[name], f"{path}: {name}")
+    if "sweep" in p.sections and not light:
+        from pipeline.methods import METHODS
+
+        for m in list(p.sections["sweep"].methods) + list(p.sections["sweep"].fit):
+            if m not in METHODS:
+                raise ConfigError(f"{path}: sweep: method {m!r} is not registered; known methods: {sorted(METHODS)}")
     return p
 
 
-def load_params(
-    path: str | Path | None = "params.yaml", sections: tuple[str, ...] | None = None, light: bool = False
-) -> Params:
+def load_params(path: str | Path | None = "params.yaml", light: bool = False) -> Params:
     """Load and check params.yaml; path None gives every default (for tables outside the pipeline)."""
     if path is None:
         return Params(path="(defaults)")
-    return parse_params(load_yaml(path), str(path), sections, light)
+    return parse_params(load_yaml(path), str(path), light)

@@ -17,7 +17,7 @@ def cli(features, out_root, params_file, method):
     from pipeline.params import load_params
     from pipeline.store import load_tables
 
-    p = load_params(params_file, sections=("bind",))
+    p = load_params(params_file)
     cfg = p.section("bind")
     if method:
         cfg = dataclasses.replace(cfg, method=method)

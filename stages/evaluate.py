@@ -29,7 +29,7 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
     from pipeline.params import load_params
     from pipeline.store import load_tables
 
-    p = load_params(params_path, sections=("evaluate",))
+    p = load_params(params_path)
     cfg = p.section("evaluate")
     tables = load_tables(tables_dir)
     if pairs is None and params_path is None:

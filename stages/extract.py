@@ -10,7 +10,7 @@ import click
 @click.option("--raw", "raw_dir", default="data/raw", show_default=True, type=click.Path(), help="The prepared raw data folder.")
 @click.option("--out", "out_dir", default=None, type=click.Path(), help="Table folder to write [default: features/<modality>].")
 @click.option("--params", "params_path", default=None, type=click.Path(),
-              help="params.yaml to read the `extract:` section from [default: ./params.yaml if present].")
+              help="params.yaml: the `extract:` section (the global keys are checked first).")
 @click.option("--encoder", default=None, help="Registered encoder name (overrides extract.encoders).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
 def cli(modality, raw_dir, out_dir, params_path, encoder, progress):
@@ -20,10 +20,10 @@ def cli(modality, raw_dir, out_dir, params_path, encoder, progress):
     slower in a process where torch has run, and this command never imports torch for audio.
     """
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from pipeline.data.params import load_section
-    from pipeline.extract import ExtractConfig, extract
+    from pipeline.extract import extract
+    from pipeline.params import load_params
 
-    cfg, _ = load_section(params_path, "extract", ExtractConfig)
+    cfg = load_params(params_path, light=True).section("extract")  # never imports torch
     if encoder is not None:
         cfg.encoders = {**cfg.encoders, modality: encoder}
     out_dir = out_dir or os.path.join("features", modality)

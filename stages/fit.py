@@ -26,7 +26,7 @@ def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, d
 
     if method not in METHODS:
         raise ConfigError(f"method {method!r} does not exist; available methods: {sorted(METHODS)}")
-    p = load_params(params_file, sections=())
+    p = load_params(params_file)
     kwargs = p.method_params(method)
     accepted = METHODS[method].param_names()
     for key, value in (("seed", seed), ("device", device), ("pairs_per_class", pairs_per_class)):

@@ -14,6 +14,6 @@ def cli(metrics_dir, out_dir, params_path):
     from pipeline.params import load_params
     from pipeline.report import build_report
 
-    cfg = load_params(params_path, sections=("report",)).section("report")
+    cfg = load_params(params_path).section("report")
     for path in build_report(metrics_dir, out_dir, cfg):
         click.echo(f"wrote {path}")

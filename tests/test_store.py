@@ -59,7 +59,7 @@ def test_split_filter_returns_only_that_split_in_order(tmp_path):
     t = read_table(tmp_path / "t", split="test")
     mask = split == "test"
     np.testing.assert_array_equal(t.X, X[mask])
-    assert list(t.ids) == [i for i, m in zip(ids, mask) if m]
+    assert list(t.ids) == [i for i, m in zip(ids, mask, strict=True) if m]
     assert set(t.split) == {"test"}
 
 

@@ -5,8 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.errors import ConfigError
-from pipeline.synth import TRUTH, SynthConfig, SynthTruth, make_synthetic, plant, write_synthetic
 from pipeline.store import read_table
+from pipeline.synth import TRUTH, SynthConfig, SynthTruth, make_synthetic, plant, write_synthetic
 from stages.cli import cli
 
 

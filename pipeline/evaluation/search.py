@@ -23,12 +23,13 @@ from typing import Literal
 import numpy as np
 
 from pipeline.errors import ConfigError, InputError
-from pipeline.validate import check_matrix
+from pipeline.validate import bad_rows, check_matrix
 
 Backend = Literal["auto", "faiss", "faiss-gpu", "torch"]
 BACKENDS = ("auto", "faiss", "faiss-gpu", "torch")
 QUERY_TILE = 4096  # queries per tile
 GALLERY_TILE = 262_144  # gallery rows per tile (an IndexFlatIP of 262k x 1024 float32 is 1 GiB)
+CHECK_ROWS = 16_384  # rows validated at a time (the NaN/zero checks make (rows, d) temporaries)
 
 
 def _faiss():
@@ -62,10 +63,30 @@ def resolve_backend(backend: str = "auto") -> str:
     return backend
 
 
+def check_rows(X: np.ndarray, where: str) -> np.ndarray:
+    """`check_matrix` in chunks of CHECK_ROWS rows, so that its temporaries stay small. X: (n, d)."""
+    X = np.asarray(X)
+    if X.ndim != 2 or len(X) <= CHECK_ROWS:
+        return check_matrix(X, where)
+    check_matrix(X[:CHECK_ROWS], where)  # dtype, shape, and the first rows
+    found: dict[str, list] = {"NaN or Inf": [], "an all-zero vector": []}
+    for r0 in range(CHECK_ROWS, len(X), CHECK_ROWS):
+        nonfinite, zero = bad_rows(X[r0 : r0 + CHECK_ROWS])
+        found["NaN or Inf"] += list(r0 + nonfinite)
+        found["an all-zero vector"] += list(r0 + zero)
+    for what, rows in found.items():
+        if rows:
+            raise InputError(
+                f"{where}: row {int(rows[0])} holds {what}; {len(rows)} such row(s) in all "
+                f"(expected finite, non-zero vectors)"
+            )
+    return X
+
+
 def check_search_inputs(xq: np.ndarray, xb: np.ndarray, k: int, where: str = "search") -> tuple[np.ndarray, np.ndarray]:
     """Validate before any search; return float32 C-contiguous copies/views. xq: (nq, d), xb: (nb, d)."""
-    xq = check_matrix(xq, f"{where}: queries xq")
-    xb = check_matrix(xb, f"{where}: gallery xb")
+    xq = check_rows(xq, f"{where}: queries xq")
+    xb = check_rows(xb, f"{where}: gallery xb")
     if xq.shape[1] != xb.shape[1]:
         raise InputError(
             f"{where}: queries have dimension {xq.shape[1]} but the gallery has dimension {xb.shape[1]}; "

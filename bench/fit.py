@@ -1,0 +1,140 @@
+"""Fitting benchmark: closed-form maps against SciPy / scikit-learn, and training throughput.
+
+- procrustes: `pipeline.methods.procrustes.orthogonal_procrustes` against
+  `scipy.linalg.orthogonal_procrustes` on the same (n, d) pairs: time (best of --repeat,
+  interleaved) and the largest difference between the two W;
+- cca: `pipeline.methods.cca.cca_solve` (one whitened SVD) against
+  `sklearn.cross_decomposition.CCA` (iterative NIPALS with deflation) on 20k x 512 pairs:
+  time and the canonical correlations (ours with a negligible ridge, 1e-6, so both solve plain CCA);
+  sklearn's correlations are those of its x/y scores per component;
+- throughput (train rows per second, data resident on the device) of `bind` (projection head),
+  `cycle_mlp` and `emergentbridge`, fitted for --epochs epochs on synthetic tables.
+
+Data: `pipeline.synth.make_synthetic` (C^3 geometry, seeded, in memory, no Parquet).
+
+    python bench/fit.py                          # as in the issue
+    python bench/fit.py --quick                  # small sizes
+    python bench/fit.py --device cuda            # throughput on the GPU
+Writes bench/results/fit.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def synth(n: int, dim: int, modalities: list[str], seed: int = 0, rotate: bool = True):
+    from pipeline.synth import SynthConfig, make_synthetic
+
+    cfg = SynthConfig(modalities=modalities, anchor="text", n=n, dim=dim, latent_dim=64, n_classes=10,
+                      noise=0.5, rotate=rotate, seed=seed)
+    return make_synthetic(cfg)[0]
+
+
+def bench_procrustes(n: int, dim: int, repeat: int) -> dict:
+    from scipy.linalg import orthogonal_procrustes as scipy_procrustes
+
+    from pipeline.methods.procrustes import orthogonal_procrustes
+
+    t = synth(n, dim, ["image", "text"])
+    X, Y = t["image"].X.astype(np.float64), t["text"].X.astype(np.float64)
+    ours, scipy_ = [], []
+    for _ in range(repeat):  # interleaved
+        s, (W, _S) = timed(lambda: orthogonal_procrustes(X, Y))
+        ours.append(s)
+        s, (R, _scale) = timed(lambda: scipy_procrustes(X, Y))
+        scipy_.append(s)
+    return {"n": n, "dim": dim, "dtype": "float64", "ours_seconds": ours, "scipy_seconds": scipy_,
+            "ours_best": min(ours), "scipy_best": min(scipy_), "speedup_vs_scipy": min(scipy_) / min(ours),
+            "max_abs_diff_W": float(np.abs(W - R).max())}
+
+
+def bench_cca(n: int, dim: int, k: int, max_iter: int, repeat: int) -> dict:
+    from sklearn.cross_decomposition import CCA as SkCCA
+
+    from pipeline.methods.cca import cca_solve
+
+    t = synth(n, dim, ["image", "text"])
+    X, Y = t["image"].X.astype(np.float64), t["text"].X.astype(np.float64)
+    ours = []
+    for _ in range(repeat):
+        s, (_A, _B, rho, *_rest) = timed(lambda: cca_solve(X, Y, k, 1e-6))
+        ours.append(s)
+    sk = SkCCA(n_components=k, max_iter=max_iter, scale=False)
+    s_sk, _ = timed(lambda: sk.fit(X, Y))
+    U, V = sk.transform(X, Y)
+    rho_sk = np.array([np.corrcoef(U[:, j], V[:, j])[0, 1] for j in range(k)])
+    iters = [int(i) for i in getattr(sk, "n_iter_", [])]
+    return {"n": n, "dim": dim, "n_components": k, "sklearn_max_iter": max_iter, "sklearn_n_iter": iters,
+            "ours_seconds": ours, "ours_best": min(ours), "sklearn_seconds": s_sk,
+            "speedup_vs_sklearn": s_sk / min(ours), "rho_ours": rho.tolist(), "rho_sklearn": rho_sk.tolist(),
+            "max_abs_diff_rho": float(np.abs(np.abs(rho_sk) - rho).max())}
+
+
+def bench_training(n: int, dim: int, epochs: int, device: str) -> dict:
+    """Train rows per second: epochs x train rows of the trained modality / fit seconds."""
+    from pipeline.bind import BindConfig, bind_tables
+    from pipeline.methods import get_method
+
+    tables = synth(n, dim, ["image", "audio", "text"], rotate=False)
+    n_train = int((tables["audio"].split == "train").sum())
+    pairs = [("image", "text"), ("audio", "text")]
+    runs = {
+        "bind": lambda: bind_tables(tables, "text", pairs, BindConfig(epochs=epochs), device=device),
+        "cycle_mlp": lambda: get_method("cycle_mlp", epochs=epochs, device=device).fit(tables, "text", pairs),
+        "emergentbridge": lambda: get_method("emergentbridge", epochs=epochs, proxy_epochs=epochs,
+                                             device=device).fit(tables, "text", pairs),
+    }
+    out = {"n": n, "dim": dim, "epochs": epochs, "train_rows": n_train, "device": device}
+    for name, fn in runs.items():
+        s, _ = timed(fn)
+        out[name] = {"seconds": s, "rows_per_second": epochs * n_train / s}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--cca-components", type=int, default=8)
+    ap.add_argument("--cca-max-iter", type=int, default=500)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "fit.json")
+    args = ap.parse_args()
+    s = 10 if args.quick else 1
+    res = {"cpu_count": os.cpu_count(), "device": args.device}
+    res["procrustes"] = bench_procrustes(100_000 // s, 1024 // (4 if args.quick else 1), args.repeat)
+    res["cca"] = bench_cca(20_000 // s, 512 // (4 if args.quick else 1), args.cca_components, args.cca_max_iter,
+                           args.repeat)
+    res["training"] = bench_training(50_000 // s, 1024 // (4 if args.quick else 1), args.epochs, args.device)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    p, c, tr = res["procrustes"], res["cca"], res["training"]
+    print(f"\nprocrustes {p['n']:,} x {p['dim']}: ours {p['ours_best']:.3f} s, scipy {p['scipy_best']:.3f} s, "
+          f"speedup {p['speedup_vs_scipy']:.2f}x (target >= 1), max |W - W_scipy| = {p['max_abs_diff_W']:.1e}")
+    print(f"cca {c['n']:,} x {c['dim']}, {c['n_components']} components: ours {c['ours_best']:.3f} s, "
+          f"sklearn {c['sklearn_seconds']:.1f} s (max_iter {c['sklearn_max_iter']}), speedup "
+          f"{c['speedup_vs_sklearn']:.0f}x (target >= 20), max |rho - rho_sklearn| = {c['max_abs_diff_rho']:.1e}")
+    print(f"training {tr['train_rows']:,} train rows x {tr['dim']}, {tr['epochs']} epochs on {tr['device']}:")
+    for name in ("bind", "cycle_mlp", "emergentbridge"):
+        print(f"  {name:<16}{tr[name]['seconds']:>8.2f} s {tr[name]['rows_per_second']:>12,.0f} rows/s")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
