@@ -86,7 +86,7 @@ def main() -> None:
             best = results.setdefault(name, {"seconds": [], "peak_rss_mib": []})
             best["seconds"].append(secs)
             best["peak_rss_mib"].append(rss)
-    for name, r in results.items():
+    for r in results.values():
         r["best_seconds"] = min(r["seconds"])
         r["throughput_gb_s"] = payload / r["best_seconds"] / 1e9
         r["peak_rss_mib"] = max(r["peak_rss_mib"])
