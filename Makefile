@@ -9,6 +9,8 @@ CONSTRAINTS ?= -c constraints.txt
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# the stages in dvc.yaml call `embridge`: put the virtual environment's bin/ first on PATH
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup repro test lint bench clean-venv
 
@@ -26,7 +28,7 @@ repro: setup
 	@echo; echo "results: reports/summary.md (plots in reports/plots/, metrics in metrics/)"
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check pipeline stages tests bench

@@ -77,6 +77,18 @@ def test_sharing_through_a_local_remote(repo, tmp_path):
     assert "up to date" in status.lower(), status
 
 
+def test_two_full_runs_give_byte_identical_metrics(repo):
+    """Same seed, every stage forced to run again: the metrics files do not change by a byte."""
+    files = sorted((repo / "metrics").rglob("*.json"))
+    before = {p: p.read_bytes() for p in files}
+    res = dvc("repro", "--force", cwd=repo)
+    assert stages_run(res.stdout) == stage_names(repo)
+    assert sorted((repo / "metrics").rglob("*.json")) == files
+    for p, content in before.items():
+        assert p.read_bytes() == content, p
+    assert git("status", "--porcelain", "dvc.lock", cwd=repo).strip() == ""  # same hashes for every output
+
+
 def test_exp_run_reruns_only_the_changed_method(repo):
     before = json.loads((repo / "metrics" / "emergentbridge.json").read_text())
     res = dvc("exp", "run", "-S", "fit.emergentbridge.lam=0.25", cwd=repo)
