@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -108,14 +109,16 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder and a rename."""
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success fsync it and rename it to `path`, on any
+    error (or interruption) delete it. A half-written file never carries the final name."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
@@ -124,15 +127,33 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same folder and a rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def read_json(path: str | Path, missing: str) -> dict:
+    """A JSON object from `path`; InputError naming the file when it is missing (`missing`
+    says what the folder then is not), not JSON, or not an object."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: missing; {missing}")
+    try:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(d, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return d
+
+
 def write_shard(
     out_dir: str | Path, index: int, table: pa.Table, row_group_rows: int = ROW_GROUP_ROWS
 ) -> ShardInfo:
     """Write one shard atomically: a half-written shard never carries a final name."""
-    out_dir = Path(out_dir)
-    path = out_dir / shard_name(index)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    path = Path(out_dir) / shard_name(index)
+    with atomic_path(path) as tmp:
         pq.write_table(
             table,
             tmp,
@@ -141,13 +162,6 @@ def write_shard(
             use_dictionary=["split"],
             write_statistics=["split", "label"],
         )
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return ShardInfo(file=path.name, num_rows=table.num_rows)
 
 
@@ -276,14 +290,7 @@ def read_manifest(table_dir: str | Path) -> Manifest:
     path = table_dir / MANIFEST
     if not table_dir.is_dir():
         raise InputError(f"{table_dir}: not a folder (expected an embedding table: part-*.parquet + {MANIFEST})")
-    if not path.is_file():
-        raise InputError(f"{path}: missing; {table_dir} is not a complete embedding table")
-    try:
-        d = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(d, dict):
-        raise InputError(f"{path}: expected a JSON object")
+    d = read_json(path, f"{table_dir} is not a complete embedding table")
     return Manifest.from_dict(d, source=str(path))
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
-from pipeline.store import atomic_write_bytes
+from pipeline.store import atomic_write_bytes, read_json
 
 RAW_MANIFEST = "manifest.json"
 RAW_FORMAT_VERSION = 1
@@ -89,12 +89,7 @@ def text_table(ids: list[str], split: list[str], label: list[int], template: lis
 
 def read_raw_manifest(raw_dir: str | Path) -> dict:
     path = Path(raw_dir) / RAW_MANIFEST
-    if not path.is_file():
-        raise InputError(f"{path}: missing; {raw_dir} is not a prepared raw data folder (run `embridge prepare`)")
-    try:
-        d = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    d = read_json(path, f"{raw_dir} is not a prepared raw data folder (run `embridge prepare`)")
     for key in ("class_names", "counts", "files"):
         if key not in d:
             raise InputError(f"{path}: missing key {key!r}")

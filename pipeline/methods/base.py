@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import ConfigError, InputError, NotFittedError
-from pipeline.store import EmbeddingTable, atomic_write_bytes
+from pipeline.store import EmbeddingTable, atomic_write_bytes, read_json
 from pipeline.validate import check_matrix
 
 CONFIG = "config.json"
@@ -201,15 +201,12 @@ def read_saved(map_dir: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
 
     map_dir = Path(map_dir)
     cfg_path, state_path = map_dir / CONFIG, map_dir / STATE
-    for p in (cfg_path, state_path):
-        if not p.is_file():
-            raise InputError(f"{p}: missing; {map_dir} is not a fitted method folder (config.json + state.safetensors)")
-    try:
-        config = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{cfg_path}: not valid JSON ({exc})") from None
+    not_a_map = f"{map_dir} is not a fitted method folder (config.json + state.safetensors)"
+    if not state_path.is_file():
+        raise InputError(f"{state_path}: missing; {not_a_map}")
+    config = read_json(cfg_path, not_a_map)
     required = ("method", "params", "anchor", "modalities", "dims", "train_pairs")
-    missing = [k for k in required if not isinstance(config, dict) or k not in config]
+    missing = [k for k in required if k not in config]
     if missing:
         raise InputError(f"{cfg_path}: missing key(s) {missing}; expected {list(required)}")
     try:
