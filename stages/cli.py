@@ -72,9 +72,6 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
-    except SystemExit as exc:
-        # click calls sys.exit for --help/--version with code 0
-        raise exc
 
 
 if __name__ == "__main__":
