@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # sleeping, not spinning, OpenMP waits on a shared machine
+
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
