@@ -38,6 +38,13 @@ class Clips:
     def empty(cls) -> Clips:
         return cls([], [], [], [], [], [], [], [])
 
+    def add(self, id: str, split: str, label: int, source: str, voice: str, rate: int | None,
+            pitch: int | None, pcm: np.ndarray) -> None:
+        """Append one clip."""
+        for name, value in zip(self.__dataclass_fields__, (id, split, label, source, voice, rate, pitch, pcm),
+                               strict=True):
+            getattr(self, name).append(value)
+
     def extend(self, other: Clips) -> None:
         for name in self.__dataclass_fields__:
             getattr(self, name).extend(getattr(other, name))
@@ -95,14 +102,8 @@ def espeak_clips(
                     with Session(voice, rate, pitch) as s:
                         pcm = s.say_all(list(DIGIT_WORDS))
                     for label, x in enumerate(pcm):
-                        out.ids.append(f"espeak-{voice}-r{rate}-p{pitch}-{label}")
-                        out.split.append(split)
-                        out.label.append(label)
-                        out.source.append("espeak")
-                        out.voice.append(voice)
-                        out.rate.append(rate)
-                        out.pitch.append(pitch)
-                        out.pcm.append(to_pcm16(x, ESPEAK_RATE))
+                        out.add(f"espeak-{voice}-r{rate}-p{pitch}-{label}", split, label, "espeak", voice, rate,
+                                pitch, to_pcm16(x, ESPEAK_RATE))
     return out
 
 
@@ -143,12 +144,6 @@ def fsdd_clips(folder: str | Path, test_fraction: float, rng: np.random.Generato
     out = Clips.empty()
     for speaker, label, take, path in sorted(entries):
         rate, x = read_wav(path)
-        out.ids.append(f"fsdd-{speaker}-{label}-{take}")
-        out.split.append("test" if speaker in test_speakers else "train")
-        out.label.append(label)
-        out.source.append("fsdd")
-        out.voice.append(speaker)
-        out.rate.append(None)
-        out.pitch.append(None)
-        out.pcm.append(to_pcm16(x, rate))
+        split = "test" if speaker in test_speakers else "train"
+        out.add(f"fsdd-{speaker}-{label}-{take}", split, label, "fsdd", speaker, None, None, to_pcm16(x, rate))
     return out, test_speakers
