@@ -475,18 +475,27 @@ def read_table(
 
     dtype: "float32" (default) converts float16 tables; None keeps the stored dtype. With one
     row group of float32 and no split filter the returned X is a zero-copy view of Arrow memory.
-    validate: run the full content checks of `pipeline.validate` (NaN/Inf, zero rows, duplicate ids).
+    validate: run the full content checks of `pipeline.validate` (NaN/Inf, zero rows, duplicate ids)
+    on every row, in the same pass that reads them.
     """
     table_dir = Path(table_dir)
     manifest = read_manifest(table_dir)
+    checker = None
     if validate:
-        from pipeline.validate import validate_table
+        from pipeline.validate import TableChecker
 
-        validate_table(table_dir, manifest=manifest, require_splits=())
+        checker = TableChecker(table_dir, manifest)
     meta_parts, X_parts = [], []
-    for batch in iter_batches(table_dir, split=split, manifest=manifest):
+    # with validation every row is read (and checked); the split is then filtered here
+    for batch in iter_batches(table_dir, split=None if checker else split, manifest=manifest):
+        if checker:
+            checker.check(batch)
+            if split is not None:
+                batch = batch.filter(pc.equal(batch.column("split"), split))
         meta_parts.append(pa.Table.from_batches([batch]).select(list(META_COLUMNS)))
         X_parts.append(embeddings_view(batch))
+    if checker:
+        checker.finish(require_splits=())
     if not X_parts or sum(len(x) for x in X_parts) == 0:
         where = f"split {split!r} of " if split else ""
         raise InputError(f"{table_dir}: {where}table has no rows")

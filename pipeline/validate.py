@@ -54,75 +54,89 @@ def check_matrix(X: np.ndarray, where: str, dim: int | None = None, ids=None) ->
     return X
 
 
-def validate_table(
-    table_dir: str | Path, manifest: Manifest | None = None, require_splits: tuple[str, ...] = SPLITS
-) -> Manifest:
-    """Run every check on one table folder; return its manifest. Raises InputError on the first problem."""
-    table_dir = Path(table_dir)
-    manifest = manifest or read_manifest(table_dir)
-    if manifest.num_rows == 0 or not manifest.shards:
-        raise InputError(f"{table_dir / MANIFEST}: the table is empty (0 rows); expected at least one row")
-    seen: dict[str, tuple[str, int]] = {}
-    split_counts = dict.fromkeys(SPLITS, 0)
-    total = 0
-    batches = iter_batches(table_dir, manifest=manifest)
-    shard_iter = iter(manifest.shards)
-    info, row_in_shard = next(shard_iter), 0
-    for batch in batches:
-        while row_in_shard >= info.num_rows:  # move to the shard this batch belongs to
-            info, row_in_shard = next(shard_iter), 0
-        path = table_dir / info.file
-        n = batch.num_rows
+class TableChecker:
+    """Every content check of a table, fed batch by batch in table order (`iter_batches` without a
+    split filter), so that a reader can check the rows it reads in the same pass."""
+
+    def __init__(self, table_dir: str | Path, manifest: Manifest):
+        self.table_dir, self.manifest = Path(table_dir), manifest
+        if manifest.num_rows == 0 or not manifest.shards:
+            raise InputError(f"{self.table_dir / MANIFEST}: the table is empty (0 rows); expected at least one row")
+        self.seen: dict[str, tuple[str, int]] = {}
+        self.split_counts = dict.fromkeys(SPLITS, 0)
+        self.total = 0
+        self._shards = iter(manifest.shards)
+        self._info, self._row = next(self._shards), 0
+
+    def check(self, batch: pa.RecordBatch) -> None:
+        """Check one batch of all five columns; raises InputError naming the file, column and row."""
+        while self._row >= self._info.num_rows:  # move to the shard this batch belongs to
+            self._info, self._row = next(self._shards), 0
+        path, row0, manifest = self.table_dir / self._info.file, self._row, self.manifest
         for name in ("id", "split", "embedding"):
             nulls = batch.column(name).null_count
             if nulls:
                 r = int(np.flatnonzero(batch.column(name).is_null().to_numpy(zero_copy_only=False))[0])
-                raise InputError(f"{path}: column {name!r}, row {row_in_shard + r}: null value; expected a value in every row")
+                raise InputError(f"{path}: column {name!r}, row {row0 + r}: null value; expected a value in every row")
         ids = batch.column("id").to_pylist()
         for r, id_ in enumerate(ids):
-            if id_ in seen:
-                f0, r0 = seen[id_]
+            if id_ in self.seen:
+                f0, r0 = self.seen[id_]
                 raise InputError(
-                    f"{path}: column 'id', row {row_in_shard + r}: duplicate id {id_!r} "
+                    f"{path}: column 'id', row {row0 + r}: duplicate id {id_!r} "
                     f"(first seen in {f0}, row {r0}); ids must be unique within a modality"
                 )
-            seen[id_] = (info.file, row_in_shard + r)
+            self.seen[id_] = (self._info.file, row0 + r)
         split_col = batch.column("split")
         bad_split = pc.invert(pc.is_in(split_col, value_set=pa.array(SPLITS)))
         if pc.any(bad_split).as_py():
             r = int(np.flatnonzero(bad_split.to_numpy(zero_copy_only=False))[0])
             raise InputError(
-                f"{path}: column 'split', row {row_in_shard + r}: value {split_col[r].as_py()!r}; "
+                f"{path}: column 'split', row {row0 + r}: value {split_col[r].as_py()!r}; "
                 f"expected one of {list(SPLITS)}"
             )
         for s in SPLITS:
-            split_counts[s] += int(pc.sum(pc.equal(split_col, s)).as_py() or 0)
+            self.split_counts[s] += int(pc.sum(pc.equal(split_col, s)).as_py() or 0)
         labels = batch.column("label")
         if pc.any(pc.less(labels, 0)).as_py():
             r = int(np.flatnonzero(pc.fill_null(pc.less(labels, 0), False).to_numpy(zero_copy_only=False))[0])
-            raise InputError(f"{path}: column 'label', row {row_in_shard + r}: value {labels[r].as_py()}; expected >= 0 or null")
+            raise InputError(f"{path}: column 'label', row {row0 + r}: value {labels[r].as_py()}; expected >= 0 or null")
         if manifest.class_names is not None and pc.any(pc.greater_equal(labels, len(manifest.class_names))).as_py():
             raise InputError(
                 f"{path}: column 'label' holds a value >= {len(manifest.class_names)}, "
                 f"but {MANIFEST} lists {len(manifest.class_names)} class names"
             )
-        X = embeddings_view(batch)
-        nonfinite, zero = bad_rows(X)
+        nonfinite, zero = bad_rows(embeddings_view(batch))
         for rows, what in ((nonfinite, "NaN or Inf"), (zero, "an all-zero vector")):
             if len(rows):
                 r = int(rows[0])
                 raise InputError(
-                    f"{path}: column 'embedding', row {row_in_shard + r} (id {ids[r]!r}) holds {what}; "
+                    f"{path}: column 'embedding', row {row0 + r} (id {ids[r]!r}) holds {what}; "
                     f"{len(rows)} such row(s) in this row group"
                 )
-        row_in_shard += n
-        total += n
-    if total != manifest.num_rows:
-        raise InputError(f"{table_dir / MANIFEST}: records {manifest.num_rows} rows, the shards hold {total}")
-    for s in require_splits:
-        if split_counts[s] == 0:
-            raise InputError(
-                f"{table_dir}: split {s!r} has no rows (train: {split_counts['train']}, test: {split_counts['test']}); "
-                f"every modality needs rows in {list(require_splits)}"
-            )
-    return manifest
+        self._row += batch.num_rows
+        self.total += batch.num_rows
+
+    def finish(self, require_splits: tuple[str, ...] = SPLITS) -> Manifest:
+        """The checks that need every row: the row count and the required splits."""
+        if self.total != self.manifest.num_rows:
+            raise InputError(f"{self.table_dir / MANIFEST}: records {self.manifest.num_rows} rows, the shards hold {self.total}")
+        counts = self.split_counts
+        for s in require_splits:
+            if counts[s] == 0:
+                raise InputError(
+                    f"{self.table_dir}: split {s!r} has no rows (train: {counts['train']}, test: {counts['test']}); "
+                    f"every modality needs rows in {list(require_splits)}"
+                )
+        return self.manifest
+
+
+def validate_table(
+    table_dir: str | Path, manifest: Manifest | None = None, require_splits: tuple[str, ...] = SPLITS
+) -> Manifest:
+    """Run every check on one table folder; return its manifest. Raises InputError on the first problem."""
+    manifest = manifest or read_manifest(table_dir)
+    checker = TableChecker(table_dir, manifest)
+    for batch in iter_batches(table_dir, manifest=manifest):
+        checker.check(batch)
+    return checker.finish(require_splits)
