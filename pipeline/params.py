@@ -61,24 +61,21 @@ class Params:
             self.sections[name] = build_dataclass(_config_class(name), {}, f"{self.path}: {name}")
         return self.sections[name]
 
-    def method_params(self, method: str) -> dict:
-        """Checked constructor kwargs for `method`: its fit.<method> block plus the global seed,
-        device and pairs.pairs_per_class where the method takes them (the block wins)."""
+    def method_params(self, method: str, block: dict | None = None, where: str | None = None, **overrides) -> dict:
+        """Checked constructor kwargs for `method`: `block` (default: its fit.<method> block), the
+        global seed, device and pairs.pairs_per_class where the method takes them (the block wins
+        over the globals), and `overrides` that are not None (they win over both)."""
         from pipeline.methods import METHODS
 
         cls = METHODS[method]
-        kwargs = dict(self.fit.get(method) or {})
+        accepted = cls.param_names()
+        kwargs = dict((self.fit.get(method) if block is None else block) or {})
         globals_ = {"seed": self.seed, "device": self.device, "pairs_per_class": self.pairs.pairs_per_class}
         for key, value in globals_.items():
-            if key not in kwargs and key in _init_params(cls):
+            if key not in kwargs and key in accepted:
                 kwargs[key] = value
-        return check_kwargs(cls, kwargs, f"{self.path}: fit.{method}")
-
-
-def _init_params(cls) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(cls.__init__).parameters)
+        kwargs.update({k: v for k, v in overrides.items() if v is not None and k in accepted})
+        return check_kwargs(cls, kwargs, where or f"{self.path}: fit.{method}")
 
 
 def _config_class(name: str):

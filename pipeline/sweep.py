@@ -36,10 +36,9 @@ def run_point(features: dict[str, EmbeddingTable], pairs_per_class: int, params,
     evaluate and sweep sections).
     """
     from pipeline.bind import bind_tables
-    from pipeline.config import check_kwargs
     from pipeline.device import resolve_device
     from pipeline.evaluation.runner import evaluate, write_metrics
-    from pipeline.methods import METHODS, get_method
+    from pipeline.methods import get_method
 
     cfg = params.section("sweep")
     pairs = params.train_pairs
@@ -49,12 +48,8 @@ def run_point(features: dict[str, EmbeddingTable], pairs_per_class: int, params,
     device = str(resolve_device(params.device))
     written = []
     for name in cfg.methods:
-        accepted = METHODS[name].param_names()
-        kwargs = dict(cfg.fit.get(name) or {})
-        for key, value in (("seed", params.seed), ("device", params.device), ("pairs_per_class", pairs_per_class)):
-            if key in accepted:
-                kwargs[key] = value
-        kwargs = check_kwargs(METHODS[name], kwargs, f"{params.path}: sweep.fit.{name}")
+        kwargs = params.method_params(name, block=cfg.fit.get(name) or {}, where=f"{params.path}: sweep.fit.{name}",
+                                      pairs_per_class=pairs_per_class)
         est = get_method(name, **kwargs).fit(unified, params.anchor, pairs)
         metrics = evaluate(unified, est, pairs, params.section("evaluate"), name=name, seed=params.seed, device=device)
         metrics["pairs_per_class"] = pairs_per_class

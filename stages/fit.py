@@ -17,7 +17,6 @@ def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, d
     """Fit METHOD on the train rows of TABLES using only PAIRS; command-line flags override params.yaml."""
     import time
 
-    from pipeline.config import check_kwargs
     from pipeline.errors import ConfigError
     from pipeline.methods import METHODS, get_method
     from pipeline.modalities import parse_pairs
@@ -27,12 +26,7 @@ def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, d
     if method not in METHODS:
         raise ConfigError(f"method {method!r} does not exist; available methods: {sorted(METHODS)}")
     p = load_params(params_file)
-    kwargs = p.method_params(method)
-    accepted = METHODS[method].param_names()
-    for key, value in (("seed", seed), ("device", device), ("pairs_per_class", pairs_per_class)):
-        if value is not None and key in accepted:
-            kwargs[key] = value
-    est = get_method(method, **check_kwargs(METHODS[method], kwargs, f"fit.{method}"))
+    est = get_method(method, **p.method_params(method, seed=seed, device=device, pairs_per_class=pairs_per_class))
     tables = load_tables(tables_dir)
     anchor = anchor or p.anchor
     pair_list = parse_pairs(pairs if pairs is not None else p.pairs.train, modalities=tables)
