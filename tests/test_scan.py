@@ -38,17 +38,19 @@ def brute(xq, xb, q, b, k):
 @pytest.mark.parametrize("compare_max", [0, 8, 10_000])
 @pytest.mark.parametrize("mask_fraction", [0.0, 1.0])
 @pytest.mark.parametrize("seed,n_labels,p_pair", [(0, 3, 0.0), (1, 12, 0.5), (2, 5, 1.0)])
-def test_fused_scan_equals_bruteforce_with_ties(monkeypatch, compare_max, mask_fraction, seed, n_labels, p_pair):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_fused_scan_equals_bruteforce_with_ties(monkeypatch, compare_max, mask_fraction, seed, n_labels, p_pair, workers):
     monkeypatch.setattr(scan, "COMPARE_MAX", compare_max)
     monkeypatch.setattr(scan, "MASK_FRACTION", mask_fraction)
     monkeypatch.setattr(scan, "MIN_GALLERY_TILE", 1)
+    monkeypatch.setattr(scan, "MIN_QUERY_BLOCK", 1)
     rng = np.random.default_rng(seed)
     xq = rng.integers(-1, 2, size=(45, 5)).astype(np.float32)  # small integers: exact ties
     xb = rng.integers(-1, 2, size=(130, 5)).astype(np.float32)
     q, b = keys(rng, 45, n_labels, p_pair), keys(rng, 130, n_labels, p_pair)
     D_ref, I_ref, rank_ref, ap_ref, m_ref = brute(xq, xb, q, b, 7)
     for budget, tile, query_tile in ((1 << 20, 1 << 20, 4096), (300, 23, 6)):
-        got = fused_scan(xq, xb, q, b, 7, score_budget=budget, tile=tile, query_tile=query_tile)
+        got = fused_scan(xq, xb, q, b, 7, score_budget=budget, tile=tile, query_tile=query_tile, workers=workers)
         np.testing.assert_array_equal(got["I"], I_ref)
         np.testing.assert_array_equal(got["D"], D_ref.astype(np.float32))
         np.testing.assert_array_equal(got["m"], m_ref)
@@ -66,6 +68,33 @@ def test_fused_equals_two_pass_on_continuous_data():
     np.testing.assert_array_equal(a["m"], c["m"])
     np.testing.assert_array_equal(a["rank"][a["m"] > 0], c["rank"][c["m"] > 0])
     np.testing.assert_allclose(a["ap"], c["ap"], rtol=0, atol=1e-12)
+
+
+def test_parallel_scan_limits_blas_and_matches_serial():
+    """Workers run a one-thread BLAS while they scan (restored after), and change no result bit."""
+    from threadpoolctl import threadpool_info
+
+    rng = np.random.default_rng(7)
+    xq, xb = rng.standard_normal((300, 32)).astype(np.float32), rng.standard_normal((3000, 32)).astype(np.float32)
+    q, b = keys(rng, 300, 20, 0.2, n_pair_codes=500), keys(rng, 3000, 20, 0.2, n_pair_codes=500)
+    seen = []
+    update = scan.TopK.update
+
+    def spy(self, *a, **kw):
+        seen.append({i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return update(self, *a, **kw)
+
+    before = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    serial = fused_scan(xq, xb, q, b, 10, score_budget=5000, tile=1000, query_tile=64, workers=1)
+    scan.TopK.update = spy
+    try:
+        parallel = fused_scan(xq, xb, q, b, 10, score_budget=5000, tile=1000, query_tile=64, workers=2)
+    finally:
+        scan.TopK.update = update
+    for key in serial:
+        np.testing.assert_array_equal(parallel[key], serial[key])
+    assert seen and all(set(s.values()) == {1} for s in seen)
+    assert {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == before
 
 
 @pytest.mark.parametrize("compare_max", [0, 10_000])

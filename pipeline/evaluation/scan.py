@@ -20,6 +20,11 @@ Memory: one block of `score_budget` scores (and about 20 bytes of work space per
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
 import numpy as np
 
 from pipeline.evaluation.relevance import RowKeys, relevance
@@ -27,23 +32,30 @@ from pipeline.evaluation.relevance import RowKeys, relevance
 COMPARE_MAX = 4  # up to this many relevant items per query, count by comparisons instead of sorting
 TILE_PER_RELEVANT = 8  # gallery tile >= this many times the largest relevant count (sort path)
 MIN_GALLERY_TILE = 4096  # smallest gallery tile the scan uses when the budget allows it
+MIN_QUERY_BLOCK = 64  # smallest query block made to give every worker several blocks
+BLOCKS_PER_WORKER = 4  # query blocks per worker thread, at least, when the queries allow it
 MASK_FRACTION = 1 / 8  # a tile holding at most this share of already-scored rows is masked, not gathered
 
 
-def count_at_or_above(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None = None) -> np.ndarray:
-    """C[q, j] = #{g : S_irr[q, g] >= T[q, j]}. S_irr: (t, w) float32 (-inf = not counted);
-    T: (t, mm) float32, each row ascending (+inf padding); m: (t,) finite entries per row of T
-    (default mm). Returns int64 (t, mm), 0 at the padding."""
+def _count(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """`count_at_or_above`, plus the row-sorted scores when the sort path made them (else None)."""
     t, mm = T.shape
     if mm <= COMPARE_MAX:
-        return np.stack([np.count_nonzero(S_irr >= T[:, j : j + 1], axis=1) for j in range(mm)], axis=1)
+        return np.stack([np.count_nonzero(S_irr >= T[:, j : j + 1], axis=1) for j in range(mm)], axis=1), None
     w = S_irr.shape[1]
     S_sorted = np.sort(S_irr, axis=1)  # (t, w) ascending
     out = np.zeros((t, mm), dtype=np.int64)
     for i in range(t):  # sorted needles into a sorted row: #(< t_j) by binary search, O(m log w)
         mi = mm if m is None else int(m[i])
         out[i, :mi] = w - np.searchsorted(S_sorted[i], T[i, :mi], side="left")
-    return out
+    return out, S_sorted
+
+
+def count_at_or_above(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None = None) -> np.ndarray:
+    """C[q, j] = #{g : S_irr[q, g] >= T[q, j]}. S_irr: (t, w) float32 (-inf = not counted);
+    T: (t, mm) float32, each row ascending (+inf padding); m: (t,) finite entries per row of T
+    (default mm). Returns int64 (t, mm), 0 at the padding."""
+    return _count(S_irr, T, m)[0]
 
 
 class TopK:
@@ -54,12 +66,23 @@ class TopK:
         self.D = np.full((nq, k), -np.inf, dtype=np.float32)
         self.I = np.full((nq, k), -1, dtype=np.int64)
 
-    def update(self, rows: np.ndarray, S: np.ndarray, cols: np.ndarray) -> None:
-        """Merge a score block S (t, w) of query rows `rows` (t,) and gallery indices `cols` (w,)."""
-        k, t, w = self.k, S.shape[0], S.shape[1]
+    def update(self, rows: np.ndarray, S: np.ndarray, cols: np.ndarray, S_sorted: np.ndarray | None = None) -> None:
+        """Merge a score block S (t, w) of query rows `rows` (t,) and gallery indices `cols` (w,).
+        S_sorted: S with each row sorted ascending, when the caller has it: then only the rows whose
+        best score can enter are looked at (after the first tiles, a few rows of each block)."""
+        k, w = self.k, S.shape[1]
         thr = self.D[rows, -1]  # current k-th score (-inf while a row holds fewer than k items)
-        if w >= k and np.isneginf(thr).any():
+        if S_sorted is not None:
+            if w >= k:
+                thr = np.maximum(thr, S_sorted[:, w - k])
+            sel = np.flatnonzero(S_sorted[:, -1] >= thr)
+            if len(sel) == 0:
+                return
+            if len(sel) < len(rows):
+                rows, S, thr = rows[sel], S[sel], thr[sel]
+        elif w >= k and np.isneginf(thr).any():
             thr = np.maximum(thr, np.partition(S, w - k, axis=1)[:, w - k])
+        t = S.shape[0]
         flat = np.flatnonzero(S >= thr[:, None])  # every item that may enter, ties at the cut-off included
         r, c = np.divmod(flat, w)
         v = S.ravel()[flat]
@@ -142,33 +165,34 @@ def _blocks(order: np.ndarray, qk: RowKeys, bk: RowKeys, tq: int, budget: int):
         yield rows, R
 
 
-def fused_scan(
-    xq: np.ndarray, xb: np.ndarray, q: RowKeys, b: RowKeys, k: int, score_budget: int, tile: int, query_tile: int
-) -> dict[str, np.ndarray]:
-    """One pass over all (query block x gallery tile) scores. xq: (nq, d), xb: (nb, d) float32.
+class _Scan:
+    """Shared state of one fused scan; `block` runs one query block start to end (any thread: blocks
+    write disjoint rows of the results)."""
 
-    Returns D (nq, k) float32, I (nq, k) int64 (top-k, score desc, index asc among ties), ap (nq,)
-    float64 (nan without relevant items), m (nq,) int64, rank (nq,) float64 (pessimistic rank of
-    the first relevant item over the whole gallery, inf without relevant items).
-    """
-    nq, nb = xq.shape[0], xb.shape[0]
-    k = min(k, nb)
-    m_max = int(relevant_counts(q, b).max(initial=0))
-    wide = TILE_PER_RELEVANT * m_max if m_max > COMPARE_MAX else 0
-    tb = min(nb, tile, max(MIN_GALLERY_TILE, score_budget // min(query_tile, nq), wide))
-    tq = max(1, min(query_tile, nq, score_budget // tb))
-    top = TopK(nq, k)
-    ap, first = np.full(nq, np.nan), np.full(nq, np.inf)
-    m_all = np.zeros(nq, dtype=np.int64)
-    order = np.lexsort((q.pairs, q.labels, q.pairs >= 0))  # blocks of like queries share relevant rows
-    buf = np.empty(tq * tb, dtype=np.float32)  # one score block, reused: S = buf[: t * w].reshape(t, w)
-    for rows, R in _blocks(order, q, b, tq, score_budget):
-        xq_t = xq[rows]  # (t, d)
+    def __init__(self, xq, xb, q: RowKeys, b: RowKeys, k: int, score_budget: int, tile: int, tb0: int):
+        self.xq, self.xb, self.q, self.b = xq, xb, q, b
+        self.budget, self.tile, self.tb0 = score_budget, tile, tb0
+        nq = xq.shape[0]
+        self.top = TopK(nq, k)
+        self.ap, self.first = np.full(nq, np.nan), np.full(nq, np.inf)
+        self.m = np.zeros(nq, dtype=np.int64)
+        self.local = threading.local()  # one reusable score buffer per thread
+
+    def buffer(self, size: int) -> np.ndarray:
+        buf = getattr(self.local, "buf", None)
+        if buf is None or buf.size < size:
+            buf = self.local.buf = np.empty(max(size, self.budget), dtype=np.float32)
+        return buf[:size]
+
+    def block(self, rows: np.ndarray, R: np.ndarray) -> None:
+        xb, nb, t = self.xb, self.xb.shape[0], len(rows)
+        tb = min(nb, self.tile, max(self.tb0, self.budget // t))  # a block split to fit its relevant rows scans wider tiles
+        xq_t = self.xq[rows]  # (t, d)
         S_R = xq_t @ xb[R].T  # (t, |R|): every row relevant to some query of the block, scored first
-        rel = relevance(q.take(rows), b.take(R))
+        rel = relevance(self.q.take(rows), self.b.take(R))
         T, m = _thresholds(S_R, rel)
         irr_ge = count_at_or_above(np.where(rel, np.float32(-np.inf), S_R), T, m)
-        top.update(rows, S_R, R)
+        self.top.update(rows, S_R, R)
         del S_R, rel
         scored = np.zeros(nb, dtype=bool)
         scored[R] = True
@@ -177,15 +201,76 @@ def fused_scan(
             done = np.flatnonzero(scored[b0:b1])
             if len(done) == b1 - b0:
                 continue
-            if len(done) <= MASK_FRACTION * (b1 - b0):  # score the whole tile, mask the rows seen in S_R
-                cols = np.arange(b0, b1)
-                S = np.matmul(xq_t, xb[b0:b1].T, out=buf[: len(rows) * len(cols)].reshape(len(rows), -1))
+            mask = len(done) <= MASK_FRACTION * (b1 - b0)  # score the whole tile, mask the rows seen in S_R
+            cols = np.arange(b0, b1) if mask else b0 + np.flatnonzero(~scored[b0:b1])  # or gather the rest
+            out = self.buffer(t * len(cols)).reshape(t, len(cols))
+            S = np.matmul(xq_t, xb[b0:b1].T if mask else xb[cols].T, out=out)
+            if mask:
                 S[:, done] = -np.inf
-            else:  # gather the rows not yet scored
-                cols = b0 + np.flatnonzero(~scored[b0:b1])
-                S = np.matmul(xq_t, xb[cols].T, out=buf[: len(rows) * len(cols)].reshape(len(rows), -1))
-            irr_ge += count_at_or_above(S, T, m)
-            top.update(rows, S, cols)
-        ap[rows], first[rows] = _block_ap(T, m, irr_ge)
-        m_all[rows] = m
-    return {"D": top.D, "I": top.I, "ap": ap, "m": m_all, "rank": first}
+            counts, S_sorted = _count(S, T, m)
+            irr_ge += counts
+            self.top.update(rows, S, cols, S_sorted)
+        self.ap[rows], self.first[rows] = _block_ap(T, m, irr_ge)
+        self.m[rows] = m
+
+
+def _one_blas_thread() -> None:
+    """Worker initializer: a BLAS on OpenMP keeps its thread count per thread, so set it here too."""
+    from threadpoolctl import ThreadpoolController
+
+    ThreadpoolController().select(user_api="blas").limit(limits=1)  # dies with the thread
+
+
+@contextmanager
+def _blas_workers(workers: int | None):
+    """Yields how many threads scan query blocks side by side: as many as the BLAS has threads,
+    each running a one-thread BLAS meanwhile (sgemm and counting then share the cores with no
+    idle BLAS thread waiting on a descheduled one). One worker (BLAS untouched) where threadpoolctl
+    finds no BLAS to limit, or `workers` says 1."""
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    n = max((c.num_threads for c in blas.lib_controllers), default=1) if workers is None else workers
+    if n <= 1 or not blas.lib_controllers:
+        yield 1
+        return
+    with blas.limit(limits=1):
+        yield n
+
+
+def fused_scan(
+    xq: np.ndarray, xb: np.ndarray, q: RowKeys, b: RowKeys, k: int, score_budget: int, tile: int, query_tile: int,
+    workers: int | None = None,
+) -> dict[str, np.ndarray]:
+    """One pass over all (query block x gallery tile) scores. xq: (nq, d), xb: (nb, d) float32.
+
+    Returns D (nq, k) float32, I (nq, k) int64 (top-k, score desc, index asc among ties), ap (nq,)
+    float64 (nan without relevant items), m (nq,) int64, rank (nq,) float64 (pessimistic rank of
+    the first relevant item over the whole gallery, inf without relevant items). workers: threads
+    scanning blocks side by side (default: NumPy's BLAS threads); results do not depend on it.
+    """
+    nq, nb = xq.shape[0], xb.shape[0]
+    k = min(k, nb)
+    m_max = int(relevant_counts(q, b).max(initial=0))
+    wide = TILE_PER_RELEVANT * m_max if m_max > COMPARE_MAX else 0
+    order = np.lexsort((q.pairs, q.labels, q.pairs >= 0))  # blocks of like queries share relevant rows
+    with _blas_workers(workers) as n:
+        # at least BLOCKS_PER_WORKER blocks per worker where the queries allow it, so none idles at the end
+        query_tile = min(query_tile, max(MIN_QUERY_BLOCK, -(-nq // (BLOCKS_PER_WORKER * n))))
+        tb0 = min(nb, tile, max(MIN_GALLERY_TILE, score_budget // min(query_tile, nq), wide))
+        tq = max(1, min(query_tile, nq, score_budget // tb0))
+        scan = _Scan(xq, xb, q, b, k, score_budget, tile, tb0)
+        blocks = _blocks(order, q, b, tq, score_budget)
+        if n == 1:
+            for rows, R in blocks:
+                scan.block(rows, R)
+        else:
+            with ThreadPoolExecutor(n, "embridge-scan", initializer=_one_blas_thread) as pool:
+                pending: deque = deque()
+                for rows, R in blocks:  # at most 2n blocks queued: memory stays bounded
+                    if len(pending) >= 2 * n:
+                        pending.popleft().result()
+                    pending.append(pool.submit(scan.block, rows, R))
+                while pending:
+                    pending.popleft().result()
+    return {"D": scan.top.D, "I": scan.top.I, "ap": scan.ap, "m": scan.m, "rank": scan.first}
