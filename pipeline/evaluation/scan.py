@@ -1,10 +1,11 @@
 """Fused retrieval scan: one sgemm per (query block x gallery tile) feeds both the running top-k and
 the full-ranking counts that R@k, MRR and mAP need (CPU, numpy BLAS).
 
-Every score S[q, g] is computed exactly once. For a block of queries the gallery rows relevant to
-any of them (`relevant_columns`, from the keys alone) are scored first, so that each query's
-relevant scores t_1 <= ... <= t_m are known before the rest of the gallery streams past in tiles;
-each tile then only adds, for every t_j, the number of irrelevant items scoring >= t_j:
+Each query's relevant scores t_1 <= ... <= t_m are computed first, from the keys alone (`Relevant`
+finds a query's relevant gallery rows; queries with the same keys share one small sgemm). Then
+the whole gallery streams past in contiguous tiles; in each tile the block's relevant (query,
+row) entries are masked (their score was taken above, once), and every other score adds, for
+every t_j, to the number of irrelevant items scoring >= t_j:
 
 - m <= COMPARE_MAX: m vectorized comparisons per tile (`np.count_nonzero(S >= t_j)`);
 - larger m: each row of the tile is sorted once (float32, SIMD sort) and the sorted thresholds are
@@ -13,8 +14,10 @@ each tile then only adds, for every t_j, the number of irrelevant items scoring 
 
 The running top-k keeps every item scoring >= the current k-th score and re-sorts the union by
 (score desc, index asc): ties at the cut-off keep the lowest gallery index, as `knn` documents.
-Memory: one block of `score_budget` scores (and about 20 bytes of work space per score), plus
-(nq, k) results and (block, m) counts; it does not grow with nq x nb.
+
+Query blocks run side by side on one thread per BLAS thread, each with a one-thread BLAS, so the
+counting overlaps the sgemm. Memory: `score_budget` scores per thread (about 20 bytes of work space
+each), plus (nq, k) results and (block, m) relevant scores; it does not grow with nq x nb.
 """
 # ruff: noqa: E741  (I is FAISS's name for neighbour ids: D, I = search(...))
 
@@ -27,14 +30,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from pipeline.evaluation.relevance import RowKeys, relevance
+from pipeline.evaluation.relevance import RowKeys
 
 COMPARE_MAX = 4  # up to this many relevant items per query, count by comparisons instead of sorting
 TILE_PER_RELEVANT = 8  # gallery tile >= this many times the largest relevant count (sort path)
 MIN_GALLERY_TILE = 4096  # smallest gallery tile the scan uses when the budget allows it
 MIN_QUERY_BLOCK = 64  # smallest query block made to give every worker several blocks
+SORT_QUERY_BLOCK = 512  # at most this many queries per block when tile rows are sorted (sgemm stays efficient)
 BLOCKS_PER_WORKER = 4  # query blocks per worker thread, at least, when the queries allow it
-MASK_FRACTION = 1 / 8  # a tile holding at most this share of already-scored rows is masked, not gathered
 
 
 def _count(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -67,7 +70,8 @@ class TopK:
         self.I = np.full((nq, k), -1, dtype=np.int64)
 
     def update(self, rows: np.ndarray, S: np.ndarray, cols: np.ndarray, S_sorted: np.ndarray | None = None) -> None:
-        """Merge a score block S (t, w) of query rows `rows` (t,) and gallery indices `cols` (w,).
+        """Merge a score block S (t, w) of query rows `rows` (t,) and gallery indices `cols` (w,), or
+        (t, w) per row (entries scoring -inf are left out).
         S_sorted: S with each row sorted ascending, when the caller has it: then only the rows whose
         best score can enter are looked at (after the first tiles, a few rows of each block)."""
         k, w = self.k, S.shape[1]
@@ -80,6 +84,7 @@ class TopK:
                 return
             if len(sel) < len(rows):
                 rows, S, thr = rows[sel], S[sel], thr[sel]
+                cols = cols[sel] if cols.ndim == 2 else cols
         elif w >= k and np.isneginf(thr).any():
             thr = np.maximum(thr, np.partition(S, w - k, axis=1)[:, w - k])
         t = S.shape[0]
@@ -87,7 +92,8 @@ class TopK:
         r, c = np.divmod(flat, w)
         v = S.ravel()[flat]
         keep = v > -np.inf  # masked (already scored) entries never enter
-        r, c, v = r[keep], cols[c[keep]], v[keep]
+        r, c, v = r[keep], c[keep], v[keep]
+        c = cols[r, c] if cols.ndim == 2 else cols[c]
         r_all = np.concatenate([np.repeat(np.arange(t), k), r])
         v_all = np.concatenate([self.D[rows].ravel(), v])
         i_all = np.concatenate([self.I[rows].ravel(), c])
@@ -98,16 +104,35 @@ class TopK:
         self.I[rows] = i_all[take].reshape(t, k)
 
 
-def relevant_columns(qk: RowKeys, bk: RowKeys) -> np.ndarray:
-    """Sorted gallery rows relevant to at least one query of qk (relevance rule of `relevance`)."""
-    has_q = qk.pairs >= 0
-    has_b = bk.pairs >= 0
-    lab_q_pair = np.unique(qk.labels[has_q & (qk.labels >= 0)])  # paired queries: labels of unpaired rows
-    lab_q_free = np.unique(qk.labels[~has_q & (qk.labels >= 0)])  # unpaired queries: labels of any row
-    mask = has_b & np.isin(bk.pairs, np.unique(qk.pairs[has_q]))
-    mask |= (bk.labels >= 0) & np.isin(bk.labels, lab_q_free)
-    mask |= ~has_b & (bk.labels >= 0) & np.isin(bk.labels, lab_q_pair)
-    return np.flatnonzero(mask)
+class _Groups:
+    """Rows grouped by an integer code (codes < 0 left out): `rows(c)`, sorted, in O(log n)."""
+
+    def __init__(self, codes: np.ndarray):
+        keep = np.flatnonzero(codes >= 0)
+        self.order = keep[np.argsort(codes[keep], kind="stable")]
+        self.codes = codes[self.order]
+
+    def rows(self, code: int) -> np.ndarray:
+        if code < 0:
+            return self.order[:0]
+        lo, hi = np.searchsorted(self.codes, [code, code + 1])
+        return self.order[lo:hi]
+
+
+class Relevant:
+    """The gallery rows relevant to a query, by the rule of `relevance`, from an index of the
+    gallery keys built once: rows by pair code, by label, and by label among the unpaired rows."""
+
+    def __init__(self, b: RowKeys):
+        self.by_pair = _Groups(b.pairs)
+        self.by_label = _Groups(b.labels)
+        self.by_free_label = _Groups(np.where(b.pairs < 0, b.labels, -1))
+
+    def rows(self, pair: int, label: int) -> np.ndarray:
+        """Sorted gallery rows relevant to a query with these keys (-1 = none)."""
+        if pair < 0:
+            return self.by_label.rows(label)
+        return np.sort(np.concatenate([self.by_pair.rows(pair), self.by_free_label.rows(label)]))
 
 
 def relevant_counts(q: RowKeys, b: RowKeys) -> np.ndarray:
@@ -123,16 +148,6 @@ def relevant_counts(q: RowKeys, b: RowKeys) -> np.ndarray:
     paired = np.where(q.pairs >= 0, by_pair[pq] + np.where(labelled, by_label_free[lq], 0), 0)
     free = np.where((q.pairs < 0) & labelled, by_label[lq], 0)
     return (paired + free).astype(np.int64)
-
-
-def _thresholds(S_R: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted relevant scores per row, +inf padded: T (t, mm) float32; m (t,) relevant counts."""
-    m = rel.sum(axis=1)
-    mm = max(int(m.max(initial=0)), 1)
-    T = np.full((len(m), mm), np.inf, dtype=np.float32)
-    if S_R.shape[1]:
-        T[:] = np.sort(np.where(rel, S_R, np.float32(np.inf)), axis=1)[:, :mm]
-    return T, m
 
 
 def _block_ap(T: np.ndarray, m: np.ndarray, irr_ge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,25 +167,13 @@ def _block_ap(T: np.ndarray, m: np.ndarray, irr_ge: np.ndarray) -> tuple[np.ndar
     return ap, first
 
 
-def _blocks(order: np.ndarray, qk: RowKeys, bk: RowKeys, tq: int, budget: int):
-    """Query blocks (indices into the queries) of at most tq rows whose relevant set fits the budget."""
-    stack = [order[i : i + tq] for i in range(0, len(order), tq)][::-1]
-    while stack:
-        rows = stack.pop()
-        R = relevant_columns(qk.take(rows), bk)
-        if len(rows) > 1 and len(rows) * len(R) > budget:
-            half = len(rows) // 2
-            stack += [rows[half:], rows[:half]]
-            continue
-        yield rows, R
-
-
 class _Scan:
     """Shared state of one fused scan; `block` runs one query block start to end (any thread: blocks
     write disjoint rows of the results)."""
 
     def __init__(self, xq, xb, q: RowKeys, b: RowKeys, k: int, score_budget: int, tile: int, tb0: int):
-        self.xq, self.xb, self.q, self.b = xq, xb, q, b
+        self.xq, self.xb, self.q = xq, xb, q
+        self.relevant = Relevant(b)
         self.budget, self.tile, self.tb0 = score_budget, tile, tb0
         nq = xq.shape[0]
         self.top = TopK(nq, k)
@@ -184,32 +187,48 @@ class _Scan:
             buf = self.local.buf = np.empty(max(size, self.budget), dtype=np.float32)
         return buf[:size]
 
-    def block(self, rows: np.ndarray, R: np.ndarray) -> None:
+    def relevant_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Relevant scores of the queries `rows` (sorted by keys): S (t, mm) float32 and their gallery
+        rows C (t, mm) int64, row i holding its m_i entries first (then -inf / -1)."""
+        pairs, labels = self.q.pairs[rows], self.q.labels[rows]
+        new = np.ones(len(rows), dtype=bool)
+        new[1:] = (pairs[1:] != pairs[:-1]) | (labels[1:] != labels[:-1])
+        starts = np.flatnonzero(new)
+        ends = np.append(starts[1:], len(rows))
+        groups = [(s, e, self.relevant.rows(pairs[s], labels[s])) for s, e in zip(starts, ends, strict=True)]
+        mm = max((len(cols) for *_, cols in groups), default=0)
+        S = np.full((len(rows), mm), -np.inf, dtype=np.float32)
+        C = np.full((len(rows), mm), -1, dtype=np.int64)
+        xq_t = self.xq[rows]
+        for s, e, cols in groups:  # queries with the same keys share their relevant rows: one sgemm
+            if len(cols):
+                S[s:e, : len(cols)] = xq_t[s:e] @ self.xb[cols].T
+                C[s:e, : len(cols)] = cols
+        return S, C
+
+    def block(self, rows: np.ndarray) -> None:
         xb, nb, t = self.xb, self.xb.shape[0], len(rows)
-        tb = min(nb, self.tile, max(self.tb0, self.budget // t))  # a block split to fit its relevant rows scans wider tiles
-        xq_t = self.xq[rows]  # (t, d)
-        S_R = xq_t @ xb[R].T  # (t, |R|): every row relevant to some query of the block, scored first
-        rel = relevance(self.q.take(rows), self.b.take(R))
-        T, m = _thresholds(S_R, rel)
-        irr_ge = count_at_or_above(np.where(rel, np.float32(-np.inf), S_R), T, m)
-        self.top.update(rows, S_R, R)
-        del S_R, rel
-        scored = np.zeros(nb, dtype=bool)
-        scored[R] = True
+        tb = min(nb, self.tile, max(self.tb0, self.budget // t))
+        S_rel, C = self.relevant_scores(rows)
+        self.top.update(rows, S_rel, C)
+        m = (C >= 0).sum(axis=1)
+        T = np.sort(np.where(C >= 0, S_rel, np.float32(np.inf)), axis=1)  # thresholds, ascending, +inf padded
+        if T.shape[1] == 0:
+            T = np.full((t, 1), np.inf, dtype=np.float32)
+        irr_ge = np.zeros(T.shape, dtype=np.int64)
+        qi, gi = np.nonzero(C >= 0)
+        gi = C[qi, gi]
+        by_row = np.argsort(gi, kind="stable")
+        qi, gi = qi[by_row], gi[by_row]  # the block's relevant (query, gallery row) entries, by gallery row
+        xq_t = self.xq[rows]
         for b0 in range(0, nb, tb):
             b1 = min(b0 + tb, nb)
-            done = np.flatnonzero(scored[b0:b1])
-            if len(done) == b1 - b0:
-                continue
-            mask = len(done) <= MASK_FRACTION * (b1 - b0)  # score the whole tile, mask the rows seen in S_R
-            cols = np.arange(b0, b1) if mask else b0 + np.flatnonzero(~scored[b0:b1])  # or gather the rest
-            out = self.buffer(t * len(cols)).reshape(t, len(cols))
-            S = np.matmul(xq_t, xb[b0:b1].T if mask else xb[cols].T, out=out)
-            if mask:
-                S[:, done] = -np.inf
+            S = np.matmul(xq_t, xb[b0:b1].T, out=self.buffer(t * (b1 - b0)).reshape(t, b1 - b0))
+            lo, hi = np.searchsorted(gi, [b0, b1])
+            S[qi[lo:hi], gi[lo:hi] - b0] = -np.inf  # relevant entries: scored above, not counted here
             counts, S_sorted = _count(S, T, m)
             irr_ge += counts
-            self.top.update(rows, S, cols, S_sorted)
+            self.top.update(rows, S, np.arange(b0, b1), S_sorted)
         self.ap[rows], self.first[rows] = _block_ap(T, m, irr_ge)
         self.m[rows] = m
 
@@ -247,30 +266,32 @@ def fused_scan(
     Returns D (nq, k) float32, I (nq, k) int64 (top-k, score desc, index asc among ties), ap (nq,)
     float64 (nan without relevant items), m (nq,) int64, rank (nq,) float64 (pessimistic rank of
     the first relevant item over the whole gallery, inf without relevant items). workers: threads
-    scanning blocks side by side (default: NumPy's BLAS threads); results do not depend on it.
+    scanning blocks side by side (default: the BLAS's threads).
     """
     nq, nb = xq.shape[0], xb.shape[0]
     k = min(k, nb)
     m_max = int(relevant_counts(q, b).max(initial=0))
     wide = TILE_PER_RELEVANT * m_max if m_max > COMPARE_MAX else 0
-    order = np.lexsort((q.pairs, q.labels, q.pairs >= 0))  # blocks of like queries share relevant rows
+    order = np.lexsort((q.pairs, q.labels, q.pairs >= 0))  # queries with the same keys side by side
     with _blas_workers(workers) as n:
         # at least BLOCKS_PER_WORKER blocks per worker where the queries allow it, so none idles at the end
         query_tile = min(query_tile, max(MIN_QUERY_BLOCK, -(-nq // (BLOCKS_PER_WORKER * n))))
+        if m_max > COMPARE_MAX:  # sorting tile rows: fewer, wider rows make the binary searches cheap
+            query_tile = min(query_tile, SORT_QUERY_BLOCK)
         tb0 = min(nb, tile, max(MIN_GALLERY_TILE, score_budget // min(query_tile, nq), wide))
-        tq = max(1, min(query_tile, nq, score_budget // tb0))
+        tq = max(1, min(query_tile, nq, score_budget // tb0, score_budget // max(m_max, 1)))
         scan = _Scan(xq, xb, q, b, k, score_budget, tile, tb0)
-        blocks = _blocks(order, q, b, tq, score_budget)
+        blocks = (order[i : i + tq] for i in range(0, nq, tq))
         if n == 1:
-            for rows, R in blocks:
-                scan.block(rows, R)
+            for rows in blocks:
+                scan.block(rows)
         else:
             with ThreadPoolExecutor(n, "embridge-scan", initializer=_one_blas_thread) as pool:
                 pending: deque = deque()
-                for rows, R in blocks:  # at most 2n blocks queued: memory stays bounded
+                for rows in blocks:  # at most 2n blocks queued
                     if len(pending) >= 2 * n:
                         pending.popleft().result()
-                    pending.append(pool.submit(scan.block, rows, R))
+                    pending.append(pool.submit(scan.block, rows))
                 while pending:
                     pending.popleft().result()
     return {"D": scan.top.D, "I": scan.top.I, "ap": scan.ap, "m": scan.m, "rank": scan.first}
