@@ -187,9 +187,9 @@ class _Scan:
             buf = self.local.buf = np.empty(max(size, self.budget), dtype=np.float32)
         return buf[:size]
 
-    def relevant_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Relevant scores of the queries `rows` (sorted by keys): S (t, mm) float32 and their gallery
-        rows C (t, mm) int64, row i holding its m_i entries first (then -inf / -1)."""
+    def relevant_scores(self, rows: np.ndarray, xq_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Relevant scores of the queries `rows` (sorted by keys; xq_t their vectors): S (t, mm) float32
+        and their gallery rows C (t, mm) int64, row i holding its m_i entries first (then -inf / -1)."""
         pairs, labels = self.q.pairs[rows], self.q.labels[rows]
         new = np.ones(len(rows), dtype=bool)
         new[1:] = (pairs[1:] != pairs[:-1]) | (labels[1:] != labels[:-1])
@@ -199,17 +199,18 @@ class _Scan:
         mm = max((len(cols) for *_, cols in groups), default=0)
         S = np.full((len(rows), mm), -np.inf, dtype=np.float32)
         C = np.full((len(rows), mm), -1, dtype=np.int64)
-        xq_t = self.xq[rows]
         for s, e, cols in groups:  # queries with the same keys share their relevant rows: one sgemm
-            if len(cols):
-                S[s:e, : len(cols)] = xq_t[s:e] @ self.xb[cols].T
-                C[s:e, : len(cols)] = cols
+            for c0 in range(0, len(cols), self.tb0):  # gathered in tiles: bounded memory for big classes
+                part = cols[c0 : c0 + self.tb0]
+                S[s:e, c0 : c0 + len(part)] = xq_t[s:e] @ self.xb[part].T
+            C[s:e, : len(cols)] = cols
         return S, C
 
     def block(self, rows: np.ndarray) -> None:
         xb, nb, t = self.xb, self.xb.shape[0], len(rows)
         tb = min(nb, self.tile, max(self.tb0, self.budget // t))
-        S_rel, C = self.relevant_scores(rows)
+        xq_t = self.xq[rows]  # (t, d)
+        S_rel, C = self.relevant_scores(rows, xq_t)
         self.top.update(rows, S_rel, C)
         m = (C >= 0).sum(axis=1)
         T = np.sort(np.where(C >= 0, S_rel, np.float32(np.inf)), axis=1)  # thresholds, ascending, +inf padded
@@ -220,7 +221,6 @@ class _Scan:
         gi = C[qi, gi]
         by_row = np.argsort(gi, kind="stable")
         qi, gi = qi[by_row], gi[by_row]  # the block's relevant (query, gallery row) entries, by gallery row
-        xq_t = self.xq[rows]
         for b0 in range(0, nb, tb):
             b1 = min(b0 + tb, nb)
             S = np.matmul(xq_t, xb[b0:b1].T, out=self.buffer(t * (b1 - b0)).reshape(t, b1 - b0))
