@@ -8,7 +8,8 @@
   time and the canonical correlations (ours with a negligible ridge, 1e-6, so both solve plain CCA);
   sklearn's correlations are those of its x/y scores per component;
 - throughput (train rows per second, data resident on the device) of `bind` (projection head),
-  `cycle_mlp` and `emergentbridge`, fitted for --epochs epochs on synthetic tables.
+  `cycle_mlp` and `emergentbridge`, fitted for --epochs epochs on synthetic tables, and the
+  fraction of the matmul floor (their matmul FLOPs, counted by torch, at torch's measured rate).
 
 Data: `pipeline.synth.make_synthetic` (C^3 geometry, seeded, in memory, no Parquet).
 
@@ -95,8 +96,30 @@ def bench_cca(n: int, dim: int, k: int, max_iter: int, repeat: int) -> dict:
             "max_abs_diff_rho": float(np.abs(np.abs(rho_sk) - rho).max())}
 
 
+def matmul_rate(device: str, n: int = 1024, repeat: int = 20) -> float:
+    """Measured fp32 matmul rate (GFLOP/s) of torch on the device: best of `repeat` n x n x n products."""
+    import torch
+
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeat):
+        if device != "cpu":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
 def bench_training(n: int, dim: int, epochs: int, device: str) -> dict:
-    """Train rows per second: epochs x train rows of the trained modality / fit seconds."""
+    """Train rows per second: epochs x train rows of the trained modality / fit seconds; and the share
+    of the matmul floor: matmul FLOPs of the fit (counted by torch's FlopCounterMode on a one-epoch
+    run, forward and backward, times epochs) at the measured matmul rate, over the fit's time."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     from pipeline.bind import BindConfig, bind_tables
     from pipeline.methods import get_method
 
@@ -104,15 +127,22 @@ def bench_training(n: int, dim: int, epochs: int, device: str) -> dict:
     n_train = int((tables["audio"].split == "train").sum())
     pairs = [("image", "text"), ("audio", "text")]
     runs = {
-        "bind": lambda: bind_tables(tables, "text", pairs, BindConfig(epochs=epochs), device=device),
-        "cycle_mlp": lambda: get_method("cycle_mlp", epochs=epochs, device=device).fit(tables, "text", pairs),
-        "emergentbridge": lambda: get_method("emergentbridge", epochs=epochs, proxy_epochs=epochs,
-                                             device=device).fit(tables, "text", pairs),
+        "bind": lambda e: bind_tables(tables, "text", pairs, BindConfig(epochs=e), device=device),
+        "cycle_mlp": lambda e: get_method("cycle_mlp", epochs=e, device=device).fit(tables, "text", pairs),
+        "emergentbridge": lambda e: get_method("emergentbridge", epochs=e, proxy_epochs=e,
+                                               device=device).fit(tables, "text", pairs),
     }
-    out = {"n": n, "dim": dim, "epochs": epochs, "train_rows": n_train, "device": device}
+    rate = matmul_rate(device)
+    out = {"n": n, "dim": dim, "epochs": epochs, "train_rows": n_train, "device": device,
+           "matmul_gflops": rate}
     for name, fn in runs.items():
-        s, _ = timed(fn)
-        out[name] = {"seconds": s, "rows_per_second": epochs * n_train / s}
+        s, _ = timed(lambda fn=fn: fn(epochs))
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fn(1)
+        flops = counter.get_total_flops() * epochs
+        out[name] = {"seconds": s, "rows_per_second": epochs * n_train / s, "matmul_gflop": flops / 1e9,
+                     "achieved_gflops": flops / s / 1e9, "fraction_of_matmul_floor": flops / rate / 1e9 / s}
     return out
 
 
@@ -142,15 +172,24 @@ def main() -> None:
         res["training"]["omp_wait_policy"] = os.environ["OMP_WAIT_POLICY"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
-    p, c, tr = res["procrustes"], res["cca"], res["training"]
-    print(f"\nprocrustes {p['n']:,} x {p['dim']}: ours {p['ours_best']:.3f} s, scipy {p['scipy_best']:.3f} s, "
-          f"speedup {p['speedup_vs_scipy']:.2f}x (target >= 1), max |W - W_scipy| = {p['max_abs_diff_W']:.1e}")
-    print(f"cca {c['n']:,} x {c['dim']}, {c['n_components']} components: ours {c['ours_best']:.3f} s, "
-          f"sklearn {c['sklearn_seconds']:.1f} s (max_iter {c['sklearn_max_iter']}), speedup "
-          f"{c['speedup_vs_sklearn']:.0f}x (target >= 20), max |rho - rho_sklearn| = {c['max_abs_diff_rho']:.1e}")
-    print(f"training {tr['train_rows']:,} train rows x {tr['dim']}, {tr['epochs']} epochs on {tr['device']}:")
-    for name in ("bind", "cycle_mlp", "emergentbridge"):
-        print(f"  {name:<16}{tr[name]['seconds']:>8.2f} s {tr[name]['rows_per_second']:>12,.0f} rows/s")
+    if "procrustes" in res:
+        p = res["procrustes"]
+        print(f"\nprocrustes {p['n']:,} x {p['dim']}: ours {p['ours_best']:.3f} s, scipy {p['scipy_best']:.3f} s, "
+              f"speedup {p['speedup_vs_scipy']:.2f}x (target >= 1), max |W - W_scipy| = {p['max_abs_diff_W']:.1e}")
+    if "cca" in res:
+        c = res["cca"]
+        print(f"cca {c['n']:,} x {c['dim']}, {c['n_components']} components: ours {c['ours_best']:.3f} s, "
+              f"sklearn {c['sklearn_seconds']:.1f} s (max_iter {c['sklearn_max_iter']}), speedup "
+              f"{c['speedup_vs_sklearn']:.0f}x (target >= 20), max |rho - rho_sklearn| = {c['max_abs_diff_rho']:.1e}")
+    if "training" in res:
+        tr = res["training"]
+        print(f"training {tr['train_rows']:,} train rows x {tr['dim']}, {tr['epochs']} epochs on {tr['device']} "
+              f"(torch matmul {tr.get('matmul_gflops', float('nan')):.0f} GFLOP/s):")
+        for name in ("bind", "cycle_mlp", "emergentbridge"):
+            r = tr[name]
+            print(f"  {name:<16}{r['seconds']:>8.2f} s {r['rows_per_second']:>12,.0f} rows/s"
+                  f"{r.get('achieved_gflops', float('nan')):>8.0f} GFLOP/s of matmuls, "
+                  f"{r.get('fraction_of_matmul_floor', float('nan')):.2f} of the matmul floor")
     print(f"wrote {args.out}")
 
 
