@@ -8,7 +8,6 @@ import numpy as np
 
 from pipeline.report import (
     ReportConfig,
-    gap_pair_order,
     headline_means,
     method_order,
     pair_order,
@@ -57,7 +56,7 @@ def retrieval_bars(metrics: dict[str, dict], path: Path, cfg: ReportConfig) -> P
 def gap_scatter(metrics: dict[str, dict], path: Path, cfg: ReportConfig) -> Path | None:
     """Centroid gap of each unpaired pair against its retrieval (mean of both directions), per method."""
     plt = _pyplot()
-    unpaired = [k for k, p in gap_pair_order(metrics) if not p]
+    unpaired = [k for k, p in pair_order(metrics, "gap") if not p]
     if not unpaired:
         return None
     fig, ax = plt.subplots(figsize=(6, 4.5))

@@ -98,20 +98,13 @@ def method_order(names, baseline: str) -> list[str]:
     return ([baseline] if baseline in names else []) + sorted(n for n in names if n != baseline)
 
 
-def pair_order(metrics: dict[str, dict]) -> list[tuple[str, bool]]:
-    """Ordered pairs as (key, paired), unpaired first, each group sorted by name."""
+def pair_order(metrics: dict[str, dict], section: str = "retrieval") -> list[tuple[str, bool]]:
+    """Ordered pairs of a section ("retrieval" or "gap") as (key, paired), unpaired first, each group
+    sorted by name."""
     flags: dict[str, bool] = {}
     for m in metrics.values():
-        for key, r in m["retrieval"].items():
+        for key, r in m[section].items():
             flags.setdefault(key, bool(r.get("paired", False)))
-    return sorted(flags.items(), key=lambda kv: (kv[1], kv[0]))
-
-
-def gap_pair_order(metrics: dict[str, dict]) -> list[tuple[str, bool]]:
-    flags: dict[str, bool] = {}
-    for m in metrics.values():
-        for key, g in m["gap"].items():
-            flags.setdefault(key, bool(g.get("paired", False)))
     return sorted(flags.items(), key=lambda kv: (kv[1], kv[0]))
 
 
@@ -214,7 +207,7 @@ def render_markdown(metrics: dict[str, dict], cfg: ReportConfig) -> str:
 
     parts.append("## Gap diagnostics (test split; no best marked, no changes shown)\n")
     gcols = [c for c in GAP_COLUMNS if any(value(x, "gap", k, c) is not None for x in metrics.values() for k in x["gap"])]
-    for k, p in gap_pair_order(metrics):
+    for k, p in pair_order(metrics, "gap"):
         kinds = {x["gap"].get(k, {}).get("pairs") for x in metrics.values()} - {None}
         cells = {(n, c): value(metrics[n], "gap", k, c) for n in names for c in gcols}
         lines = table(names, gcols, cells, None, d, bold=False)

@@ -68,27 +68,27 @@ def test_fused_equals_two_pass_on_continuous_data():
     np.testing.assert_allclose(a["ap"], c["ap"], rtol=0, atol=1e-12)
 
 
-def test_parallel_scan_limits_blas_and_matches_serial():
+def test_parallel_scan_limits_blas_and_matches_serial(monkeypatch):
     """Workers run a one-thread BLAS while they scan (restored after); results agree with one worker."""
     from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
 
     rng = np.random.default_rng(7)
     xq, xb = rng.standard_normal((300, 32)).astype(np.float32), rng.standard_normal((3000, 32)).astype(np.float32)
     q, b = keys(rng, 300, 20, 0.2, n_pair_codes=500), keys(rng, 3000, 20, 0.2, n_pair_codes=500)
+    before = blas_threads()
+    serial = fused_scan(xq, xb, q, b, 10, score_budget=5000, tile=1000, query_tile=64, workers=1)
     seen = []
     update = scan.TopK.update
 
     def spy(self, *a, **kw):
-        seen.append({i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        seen.append(blas_threads())
         return update(self, *a, **kw)
 
-    before = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
-    serial = fused_scan(xq, xb, q, b, 10, score_budget=5000, tile=1000, query_tile=64, workers=1)
-    scan.TopK.update = spy
-    try:
-        parallel = fused_scan(xq, xb, q, b, 10, score_budget=5000, tile=1000, query_tile=64, workers=2)
-    finally:
-        scan.TopK.update = update
+    monkeypatch.setattr(scan.TopK, "update", spy)
+    parallel = fused_scan(xq, xb, q, b, 10, score_budget=5000, tile=1000, query_tile=64, workers=2)
     # the same numbers up to float32 rounding (BLAS rounding depends on its threads and the tile shapes)
     np.testing.assert_array_equal(parallel["m"], serial["m"])
     np.testing.assert_allclose(parallel["D"], serial["D"], rtol=1e-5)
@@ -96,7 +96,7 @@ def test_parallel_scan_limits_blas_and_matches_serial():
     assert (parallel["I"] == serial["I"]).mean() > 0.99
     assert (parallel["rank"] == serial["rank"]).mean() > 0.99
     assert seen and all(set(s.values()) == {1} for s in seen)
-    assert {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == before
+    assert blas_threads() == before
 
 
 @pytest.mark.parametrize("compare_max", [0, 10_000])

@@ -212,12 +212,13 @@ class _Scan:
         xq_t = self.xq[rows]  # (t, d)
         S_rel, C = self.relevant_scores(rows, xq_t)
         self.top.update(rows, S_rel, C)
-        m = (C >= 0).sum(axis=1)
-        T = np.sort(np.where(C >= 0, S_rel, np.float32(np.inf)), axis=1)  # thresholds, ascending, +inf padded
+        valid = C >= 0
+        m = valid.sum(axis=1)
+        T = np.sort(np.where(valid, S_rel, np.float32(np.inf)), axis=1)  # thresholds, ascending, +inf padded
         if T.shape[1] == 0:
             T = np.full((t, 1), np.inf, dtype=np.float32)
         irr_ge = np.zeros(T.shape, dtype=np.int64)
-        qi, gi = np.nonzero(C >= 0)
+        qi, gi = np.nonzero(valid)
         gi = C[qi, gi]
         by_row = np.argsort(gi, kind="stable")
         qi, gi = qi[by_row], gi[by_row]  # the block's relevant (query, gallery row) entries, by gallery row
