@@ -1,12 +1,12 @@
 """Evaluation benchmark: the full retrieval metric set against plain FAISS search, same data, same k.
 
-Ours: `pipeline.evaluation.metrics.retrieval_metrics` (R@1/5/10, MRR, full-ranking mAP and the
+Ours: `embridge.evaluation.metrics.retrieval_metrics` (R@1/5/10, MRR, full-ranking mAP and the
 top-k lists, one fused pass). Baseline: `faiss.IndexFlatIP(d)`, add + search(xq, k), top-k only.
 Also the previous implementation (FAISS top-k, then a separate torch counting pass: two full
 matmuls), unless --no-legacy. Each run is a child process (peak RSS), repeats are interleaved,
 best-of is reported. Memory: our peak RSS above the loaded data at nb/2 and at nb.
 
-Data: `pipeline.synth` (C^3 geometry, seeded), generated chunk by chunk into float32 .npy files
+Data: `embridge.synth` (C^3 geometry, seeded), generated chunk by chunk into float32 .npy files
 (no Parquet): queries are the first nq instances of `image`, the gallery nb instances of `text`.
 Relevance `pairs`: the query's own instance (pair ids); `labels`: same class (--classes).
 
@@ -47,8 +47,8 @@ def rss(field):  # MiB, from /proc (ru_maxrss would carry the parent's peak over
         if line.startswith(field):
             return int(line.split()[1]) / 1024
 import faiss, torch  # imported before the baseline RSS so that both sides pay for them
-from pipeline.evaluation.metrics import retrieval_metrics
-from pipeline.evaluation.relevance import RowKeys
+from embridge.evaluation.metrics import retrieval_metrics
+from embridge.evaluation.relevance import RowKeys
 if relevance == "pairs":
     q, b = RowKeys(lq, np.arange(nq)), RowKeys(lb, np.arange(nb))
 else:
@@ -74,8 +74,8 @@ print(json.dumps({"seconds": secs, "base_rss_mib": base, "peak_rss_mib": rss("Vm
 
 
 def make_data(path: Path, nq: int, nb: int, dim: int, classes: int, seed: int) -> None:
-    """Synthetic tables (pipeline.synth generator) as .npy: xq (nq, d), xb (nb, d), lq, lb."""
-    from pipeline.synth import SynthConfig, generate_chunks, plant
+    """Synthetic tables (embridge.synth generator) as .npy: xq (nq, d), xb (nb, d), lq, lb."""
+    from embridge.synth import SynthConfig, generate_chunks, plant
 
     stamp = path / "config.json"
     want = {"nq": nq, "nb": nb, "dim": dim, "classes": classes, "seed": seed, "noise": 1.5, "spread": 1.5}
@@ -119,8 +119,8 @@ def check_against_faiss(data: Path, relevance: str, n: int, nb: int, k: int) -> 
     metrics equal the two-pass implementation's."""
     import faiss
 
-    from pipeline.evaluation.metrics import per_query
-    from pipeline.evaluation.relevance import RowKeys
+    from embridge.evaluation.metrics import per_query
+    from embridge.evaluation.relevance import RowKeys
 
     xq, xb = np.load(data / "xq.npy")[:n], np.load(data / "xb.npy")[:nb]
     lq, lb = np.load(data / "lq.npy")[:n], np.load(data / "lb.npy")[:nb]

@@ -1,9 +1,9 @@
 """Fitting benchmark: closed-form maps against SciPy / scikit-learn, and training throughput.
 
-- procrustes: `pipeline.methods.procrustes.orthogonal_procrustes` against
+- procrustes: `embridge.methods.procrustes.orthogonal_procrustes` against
   `scipy.linalg.orthogonal_procrustes` on the same (n, d) pairs: time (best of --repeat,
   interleaved) and the largest difference between the two W;
-- cca: `pipeline.methods.cca.cca_solve` (one whitened SVD) against
+- cca: `embridge.methods.cca.cca_solve` (one whitened SVD) against
   `sklearn.cross_decomposition.CCA` (iterative NIPALS with deflation) on 20k x 512 pairs:
   time and the canonical correlations (ours with a negligible ridge, 1e-6, so both solve plain CCA);
   sklearn's correlations are those of its x/y scores per component;
@@ -11,7 +11,7 @@
   `cycle_mlp` and `emergentbridge`, fitted for --epochs epochs on synthetic tables, and the
   fraction of the matmul floor (their matmul FLOPs, counted by torch, at torch's measured rate).
 
-Data: `pipeline.synth.make_synthetic` (C^3 geometry, seeded, in memory, no Parquet).
+Data: `embridge.synth.make_synthetic` (C^3 geometry, seeded, in memory, no Parquet).
 
     python bench/fit.py                          # as in the issue
     python bench/fit.py --quick                  # small sizes
@@ -43,7 +43,7 @@ def timed(fn):
 
 def synth(n: int, dim: int, modalities: list[str], seed: int = 0, rotate: bool = True,
           latent_dim: int = 64, noise: float = 0.5):
-    from pipeline.synth import SynthConfig, make_synthetic
+    from embridge.synth import SynthConfig, make_synthetic
 
     cfg = SynthConfig(modalities=modalities, anchor="text", n=n, dim=dim, latent_dim=latent_dim, n_classes=10,
                       noise=noise, rotate=rotate, seed=seed)
@@ -53,7 +53,7 @@ def synth(n: int, dim: int, modalities: list[str], seed: int = 0, rotate: bool =
 def bench_procrustes(n: int, dim: int, repeat: int) -> dict:
     from scipy.linalg import orthogonal_procrustes as scipy_procrustes
 
-    from pipeline.methods.procrustes import orthogonal_procrustes
+    from embridge.methods.procrustes import orthogonal_procrustes
 
     # 8 latent dimensions and noise 2.0 give 8 well-separated canonical correlations (about 0.96
     # down to 0.80, the 9th at 0.31), so sklearn's NIPALS converges and the comparison is fair;
@@ -74,7 +74,7 @@ def bench_procrustes(n: int, dim: int, repeat: int) -> dict:
 def bench_cca(n: int, dim: int, k: int, max_iter: int, repeat: int) -> dict:
     from sklearn.cross_decomposition import CCA as SkCCA
 
-    from pipeline.methods.cca import cca_solve
+    from embridge.methods.cca import cca_solve
 
     # 8 latent dimensions and noise 2.0 give 8 well-separated canonical correlations (about 0.96
     # down to 0.80, the 9th at 0.31), so sklearn's NIPALS converges and the comparison is fair;
@@ -120,8 +120,8 @@ def bench_training(n: int, dim: int, epochs: int, device: str) -> dict:
     run, forward and backward, times epochs) at the measured matmul rate, over the fit's time."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from pipeline.bind import BindConfig, bind_tables
-    from pipeline.methods import get_method
+    from embridge.bind import BindConfig, bind_tables
+    from embridge.methods import get_method
 
     tables = synth(n, dim, ["image", "audio", "text"], rotate=False)
     n_train = int((tables["audio"].split == "train").sum())

@@ -1,6 +1,6 @@
 """Store benchmark: stream a 1,000,000 x 1024 float16 table row group by row group.
 
-Compares `pipeline.store.iter_batches` (our streaming reader) against `pyarrow.parquet.read_table`
+Compares `embridge.store.iter_batches` (our streaming reader) against `pyarrow.parquet.read_table`
 on the same files in the same run: read throughput (GB/s of embedding payload, best of --repeat)
 and peak resident memory of each reader, measured in its own child process.
 
@@ -25,7 +25,7 @@ READERS = {
     # name -> code run in a fresh child process; it prints seconds and the payload bytes it saw
     "embridge.iter_batches": """
 import sys, time
-from pipeline.store import iter_batches, embeddings_view
+from embridge.store import iter_batches, embeddings_view
 t = time.perf_counter(); nbytes = 0
 for b in iter_batches(sys.argv[1], columns=["embedding"]):
     X = embeddings_view(b)   # (rows, 1024) float16 view, as a consumer would use it

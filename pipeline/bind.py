@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.bind_config import BindConfig
-from pipeline.device import resolve_device
-from pipeline.errors import ConfigError
-from pipeline.methods.base import l2_normalize, package_versions
-from pipeline.methods.heads import ProjectionHead
-from pipeline.methods.losses import MultiPositiveInfoNCE
-from pipeline.methods.training import ContrastiveData, apply, generator, seeded, unit
-from pipeline.pairing import pair_rows
-from pipeline.store import EmbeddingTable, TableWriter
+from embridge.bind_config import BindConfig
+from embridge.device import resolve_device
+from embridge.errors import ConfigError
+from embridge.methods.base import l2_normalize, package_versions
+from embridge.methods.heads import ProjectionHead
+from embridge.methods.losses import MultiPositiveInfoNCE
+from embridge.methods.training import ContrastiveData, apply, generator, seeded, unit
+from embridge.pairing import pair_rows
+from embridge.store import EmbeddingTable, TableWriter
 
 
 def train_head(

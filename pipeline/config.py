@@ -11,7 +11,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pipeline.errors import ConfigError
+from embridge.errors import ConfigError
 
 
 def load_yaml(path: str | Path) -> dict:

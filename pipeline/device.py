@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.errors import ConfigError
+from embridge.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import check_kwargs
-from pipeline.data.raw import INPUT_COLUMNS, MODALITY_FILES, read_raw, read_raw_manifest
-from pipeline.encoders import ENCODERS, Encoder, get_encoder
-from pipeline.errors import ConfigError, InputError
-from pipeline.store import (
+from embridge.config import check_kwargs
+from embridge.data.raw import INPUT_COLUMNS, MODALITY_FILES, read_raw, read_raw_manifest
+from embridge.encoders import ENCODERS, Encoder, get_encoder
+from embridge.errors import ConfigError, InputError
+from embridge.store import (
     MANIFEST,
     Manifest,
     ShardInfo,
@@ -81,7 +81,7 @@ class ExtractConfig:
 
 
 def to_batch(modality: str, column: pa.Array | pa.ChunkedArray):
-    """Raw column -> what Encoder.encode takes (see pipeline.encoders.base.Encoder)."""
+    """Raw column -> what Encoder.encode takes (see embridge.encoders.base.Encoder)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if modality == "image":

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import InputError
-from pipeline.store import Manifest, TableWriter
-from pipeline.validate import check_matrix
+from embridge.errors import InputError
+from embridge.store import Manifest, TableWriter
+from embridge.validate import check_matrix
 
 EMBEDDING_FORMATS = (".npy", ".npz", ".parquet", ".safetensors")
 VALUE_FORMATS = EMBEDDING_FORMATS + (".txt", ".csv")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipeline.errors import ConfigError
+from embridge.errors import ConfigError
 
 IMAGE = "image"
 AUDIO = "audio"

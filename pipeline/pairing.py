@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import InputError
-from pipeline.store import EmbeddingTable
+from embridge.errors import InputError
+from embridge.store import EmbeddingTable
 
 
 def relevance(pid_q, lab_q, pid_g, lab_g) -> np.ndarray:

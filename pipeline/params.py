@@ -13,18 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.config import build_dataclass, check_kwargs, load_yaml
-from pipeline.errors import ConfigError
-from pipeline.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES, parse_pairs
+from embridge.config import build_dataclass, check_kwargs, load_yaml
+from embridge.errors import ConfigError
+from embridge.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES, parse_pairs
 
 # section -> "module:Class" of its typed config; imported lazily so that loading params stays cheap
 SECTION_CONFIGS = {
-    "prepare": "pipeline.data.prepare:PrepareConfig",
-    "extract": "pipeline.extract:ExtractConfig",
-    "bind": "pipeline.bind_config:BindConfig",
-    "evaluate": "pipeline.evaluation.runner:EvaluateConfig",
-    "report": "pipeline.report:ReportConfig",
-    "sweep": "pipeline.sweep:SweepConfig",
+    "prepare": "embridge.data.prepare:PrepareConfig",
+    "extract": "embridge.extract:ExtractConfig",
+    "bind": "embridge.bind_config:BindConfig",
+    "evaluate": "embridge.evaluation.runner:EvaluateConfig",
+    "report": "embridge.report:ReportConfig",
+    "sweep": "embridge.sweep:SweepConfig",
 }
 GLOBAL_KEYS = ("seed", "device", "anchor", "modalities", "pairs", "methods", "fit")
 
@@ -65,7 +65,7 @@ class Params:
         """Checked constructor kwargs for `method`: `block` (default: its fit.<method> block), the
         global seed, device and pairs.pairs_per_class where the method takes them (the block wins
         over the globals), and `overrides` that are not None (they win over both)."""
-        from pipeline.methods import METHODS
+        from embridge.methods import METHODS
 
         cls = METHODS[method]
         accepted = cls.param_names()
@@ -111,14 +111,14 @@ def parse_params(data: dict, path: str = "params.yaml", light: bool = False) -> 
     except ConfigError as exc:
         raise ConfigError(f"{path}: pairs.train: {exc}") from None
     if not light:
-        from pipeline.device import resolve_device
+        from embridge.device import resolve_device
 
         try:
             resolve_device(p.device)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
     if (p.methods or p.fit) and not light:
-        from pipeline.methods import METHODS
+        from embridge.methods import METHODS
 
         for m in list(p.methods) + list(p.fit):
             if m not in METHODS:
@@ -129,7 +129,7 @@ def parse_params(data: dict, path: str = "params.yaml", light: bool = False) -> 
         if name in data:
             p.sections[name] = build_dataclass(_config_class(name), data[name], f"{path}: {name}")
     if "sweep" in p.sections and not light:
-        from pipeline.methods import METHODS
+        from embridge.methods import METHODS
 
         for m in list(p.sections["sweep"].methods) + list(p.sections["sweep"].fit):
             if m not in METHODS:

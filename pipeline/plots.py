@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.report import (
+from embridge.report import (
     ReportConfig,
     headline_means,
     method_order,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ConfigError, InputError
-from pipeline.store import atomic_write_bytes
+from embridge.errors import ConfigError, InputError
+from embridge.store import atomic_write_bytes
 
 SECTIONS = ("retrieval", "zeroshot", "gap")
 GAP_COLUMNS = ("centroid_gap", "gap_length", "direction_consistency", "orthogonality", "residual_noise",
@@ -248,7 +248,7 @@ def build_report(metrics_dir: str | Path, out_dir: str | Path, cfg: ReportConfig
     atomic_write_bytes(written[0], md.encode())
     atomic_write_bytes(written[1], (json.dumps(summary(metrics, sweep, cfg), indent=2, sort_keys=True) + "\n").encode())
     if cfg.plots:
-        from pipeline.plots import render_plots
+        from embridge.plots import render_plots
 
         written += render_plots(metrics, sweep, out_dir / "plots", cfg)
     return written

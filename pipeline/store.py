@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.errors import InputError
+from embridge.errors import InputError
 
 MANIFEST = "manifest.json"
 SHARD_RE = re.compile(r"^part-(\d{5})\.parquet$")
@@ -475,14 +475,14 @@ def read_table(
 
     dtype: "float32" (default) converts float16 tables; None keeps the stored dtype. With one
     row group of float32 and no split filter the returned X is a zero-copy view of Arrow memory.
-    validate: run the full content checks of `pipeline.validate` (NaN/Inf, zero rows, duplicate ids)
+    validate: run the full content checks of `embridge.validate` (NaN/Inf, zero rows, duplicate ids)
     on every row, in the same pass that reads them.
     """
     table_dir = Path(table_dir)
     manifest = read_manifest(table_dir)
     checker = None
     if validate:
-        from pipeline.validate import TableChecker
+        from embridge.validate import TableChecker
 
         checker = TableChecker(table_dir, manifest)
     meta_parts, X_parts = [], []

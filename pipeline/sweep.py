@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import ConfigError
-from pipeline.store import EmbeddingTable
+from embridge.errors import ConfigError
+from embridge.store import EmbeddingTable
 
 
 @dataclass
@@ -32,13 +32,13 @@ class SweepConfig:
 def run_point(features: dict[str, EmbeddingTable], pairs_per_class: int, params, out_dir: str | Path) -> list[Path]:
     """Bind + fit + evaluate every sweep method at one cap; returns the metrics files written.
 
-    params: a loaded `pipeline.params.Params` (global seed/device/anchor/pairs and the bind,
+    params: a loaded `embridge.params.Params` (global seed/device/anchor/pairs and the bind,
     evaluate and sweep sections).
     """
-    from pipeline.bind import bind_tables
-    from pipeline.device import resolve_device
-    from pipeline.evaluation.runner import evaluate, write_metrics
-    from pipeline.methods import get_method
+    from embridge.bind import bind_tables
+    from embridge.device import resolve_device
+    from embridge.evaluation.runner import evaluate, write_metrics
+    from embridge.methods import get_method
 
     cfg = params.section("sweep")
     pairs = params.train_pairs

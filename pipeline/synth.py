@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipeline.errors import ConfigError
-from pipeline.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES
-from pipeline.store import EmbeddingTable, Manifest, TableWriter
+from embridge.errors import ConfigError
+from embridge.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES
+from embridge.store import EmbeddingTable, Manifest, TableWriter
 
 CHUNK = 65_536  # rows per generator chunk (fixed, so output does not depend on memory settings)
 TRUTH = "truth.safetensors"

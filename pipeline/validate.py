@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.errors import InputError
-from pipeline.modalities import SPLITS
-from pipeline.store import MANIFEST, Manifest, embeddings_view, iter_batches, read_manifest
+from embridge.errors import InputError
+from embridge.modalities import SPLITS
+from embridge.store import MANIFEST, Manifest, embeddings_view, iter_batches, read_manifest
 
 
 def bad_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

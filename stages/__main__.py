@@ -1,3 +1,3 @@
-from stages.cli import main
+from embridge.stages.cli import main
 
 main()

@@ -12,10 +12,10 @@ def cli(features, out_root, params_file, method):
     """Project every non-anchor modality onto the anchor's space with a head trained on sparse train pairs."""
     import dataclasses
 
-    from pipeline.bind import bind_tables, write_unified
-    from pipeline.modalities import parse_pairs
-    from pipeline.params import load_params
-    from pipeline.store import load_tables
+    from embridge.bind import bind_tables, write_unified
+    from embridge.modalities import parse_pairs
+    from embridge.params import load_params
+    from embridge.store import load_tables
 
     p = load_params(params_file)
     cfg = p.section("bind")

@@ -10,16 +10,16 @@ import click
 
 # subcommand -> (module, attribute, one-line help shown by `embridge --help`)
 COMMANDS = {
-    "prepare": ("stages.prepare", "cli", "Stage: build the default raw data set offline (MNIST, eSpeak digits, prompts)."),
-    "extract": ("stages.extract", "cli", "Stage: encode one modality with its frozen encoder into an embedding table."),
-    "bind": ("stages.bind", "cli", "Stage: project every modality into the anchor's space (or pass through)."),
-    "fit": ("stages.fit", "cli", "Stage: fit one bridging method on the train split of allowed pairs."),
-    "evaluate": ("stages.evaluate", "cli", "Stage: retrieval, zero-shot and gap metrics for one method."),
-    "sweep": ("stages.sweep", "cli", "Stage: one point of the pairs_per_class sweep (bind + fit + evaluate)."),
-    "report": ("stages.report", "cli", "Stage: gather metrics/*.json into reports/summary.md and plots."),
-    "import": ("stages.import_embeddings", "cli", "Tool: turn your own embeddings (.npy/.npz/.parquet/.safetensors) into a table."),
-    "synth": ("stages.synth", "cli", "Tool: write synthetic tables with the C^3 geometry and a known answer."),
-    "validate": ("stages.validate", "cli", "Tool: run every check on an embedding table; non-zero exit on a problem."),
+    "prepare": ("embridge.stages.prepare", "cli", "Stage: build the default raw data set offline (MNIST, eSpeak digits, prompts)."),
+    "extract": ("embridge.stages.extract", "cli", "Stage: encode one modality with its frozen encoder into an embedding table."),
+    "bind": ("embridge.stages.bind", "cli", "Stage: project every modality into the anchor's space (or pass through)."),
+    "fit": ("embridge.stages.fit", "cli", "Stage: fit one bridging method on the train split of allowed pairs."),
+    "evaluate": ("embridge.stages.evaluate", "cli", "Stage: retrieval, zero-shot and gap metrics for one method."),
+    "sweep": ("embridge.stages.sweep", "cli", "Stage: one point of the pairs_per_class sweep (bind + fit + evaluate)."),
+    "report": ("embridge.stages.report", "cli", "Stage: gather metrics/*.json into reports/summary.md and plots."),
+    "import": ("embridge.stages.import_embeddings", "cli", "Tool: turn your own embeddings (.npy/.npz/.parquet/.safetensors) into a table."),
+    "synth": ("embridge.stages.synth", "cli", "Tool: write synthetic tables with the C^3 geometry and a known answer."),
+    "validate": ("embridge.stages.validate", "cli", "Tool: run every check on an embedding table; non-zero exit on a problem."),
 }
 
 
@@ -56,7 +56,7 @@ def cli() -> None:
 
 def main() -> None:
     """Console entry point: EmbridgeError becomes a one-line message and exit code 1, never a traceback."""
-    from pipeline.errors import EmbridgeError
+    from embridge.errors import EmbridgeError
 
     try:
         cli.main(standalone_mode=False)

@@ -21,13 +21,13 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
     With --map the fitted method is loaded; without it, --method names a method that is fitted
     here on the tables' train split (meant for training-free methods such as raw).
     """
-    from pipeline.device import resolve_device
-    from pipeline.errors import ConfigError
-    from pipeline.evaluation.runner import evaluate, write_metrics
-    from pipeline.methods import get_method, load_method
-    from pipeline.modalities import parse_pairs
-    from pipeline.params import load_params
-    from pipeline.store import load_tables
+    from embridge.device import resolve_device
+    from embridge.errors import ConfigError
+    from embridge.evaluation.runner import evaluate, write_metrics
+    from embridge.methods import get_method, load_method
+    from embridge.modalities import parse_pairs
+    from embridge.params import load_params
+    from embridge.store import load_tables
 
     p = load_params(params_path)
     cfg = p.section("evaluate")

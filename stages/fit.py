@@ -17,11 +17,11 @@ def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, d
     """Fit METHOD on the train rows of TABLES using only PAIRS; command-line flags override params.yaml."""
     import time
 
-    from pipeline.errors import ConfigError
-    from pipeline.methods import METHODS, get_method
-    from pipeline.modalities import parse_pairs
-    from pipeline.params import load_params
-    from pipeline.store import load_tables
+    from embridge.errors import ConfigError
+    from embridge.methods import METHODS, get_method
+    from embridge.modalities import parse_pairs
+    from embridge.params import load_params
+    from embridge.store import load_tables
 
     if method not in METHODS:
         raise ConfigError(f"method {method!r} does not exist; available methods: {sorted(METHODS)}")

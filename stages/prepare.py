@@ -10,8 +10,8 @@ import click
               help="params.yaml: the `prepare:` section and the global `seed` (the global keys are checked first).")
 def cli(out_dir, params_path):
     """Build the raw data set offline from installed packages; deterministic, written atomically."""
-    from pipeline.data.prepare import prepare
-    from pipeline.params import load_params
+    from embridge.data.prepare import prepare
+    from embridge.params import load_params
 
     p = load_params(params_path, light=True)
     cfg, seed = p.section("prepare"), p.seed

@@ -12,10 +12,10 @@ def cli(pairs_per_class, features, params_path, out_dir):
     """Re-bind with at most PAIRS_PER_CLASS pairs per class, fit the sweep's methods, evaluate them."""
     import time
 
-    from pipeline.errors import ConfigError
-    from pipeline.params import load_params
-    from pipeline.store import load_tables
-    from pipeline.sweep import run_point
+    from embridge.errors import ConfigError
+    from embridge.params import load_params
+    from embridge.store import load_tables
+    from embridge.sweep import run_point
 
     if pairs_per_class < 0:
         raise ConfigError(f"--pairs-per-class {pairs_per_class}: expected >= 0 (0 = all pairs)")

@@ -9,7 +9,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported:
 
 import pytest  # noqa: E402
 
-from pipeline.synth import SynthConfig, write_synthetic  # noqa: E402
+from embridge.synth import SynthConfig, write_synthetic  # noqa: E402
 
 
 @pytest.fixture

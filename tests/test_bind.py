@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.bind import BindConfig, bind_tables
-from pipeline.config import build_dataclass
-from pipeline.errors import ConfigError
-from pipeline.store import load_tables
-from pipeline.synth import SynthConfig, make_synthetic, write_synthetic
+from embridge.bind import BindConfig, bind_tables
+from embridge.config import build_dataclass
+from embridge.errors import ConfigError
+from embridge.store import load_tables
+from embridge.synth import SynthConfig, make_synthetic, write_synthetic
 
 PAIRS = [("image", "text"), ("audio", "text")]
 
@@ -71,7 +71,7 @@ def test_bind_errors(tables):
 
 
 def test_bind_stage_writes_tables(tmp_path):
-    from stages.bind import cli
+    from embridge.stages.bind import cli
 
     write_synthetic(tmp_path / "features", SynthConfig(n=200, dim=16, latent_dim=4, seed=3))
     (tmp_path / "params.yaml").write_text(

@@ -5,15 +5,15 @@ import sys
 
 import numpy as np
 
-from stages.cli import COMMANDS
+from embridge.stages.cli import COMMANDS
 
 
 def _embridge(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "stages", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "embridge.stages", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_help_lists_every_subcommand_without_heavy_imports():
-    code = ("import sys; from stages.cli import main; sys.argv=['embridge','--help'];\n"
+    code = ("import sys; from embridge.stages.cli import main; sys.argv=['embridge','--help'];\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('torch', 'faiss', 'pyarrow', 'polars', 'dvc') if m in sys.modules]\n"
             "print('HEAVY', heavy)")

@@ -5,8 +5,8 @@ from typing import Literal
 
 import pytest
 
-from pipeline.config import build_dataclass, check_kwargs
-from pipeline.errors import ConfigError
+from embridge.config import build_dataclass, check_kwargs
+from embridge.errors import ConfigError
 
 
 @dataclass

@@ -10,14 +10,14 @@ import pytest
 from click.testing import CliRunner
 from scipy.io import wavfile
 
-from pipeline.config import build_dataclass
-from pipeline.data import CLASS_NAMES, PrepareConfig, prepare, read_raw, read_raw_manifest
-from pipeline.data.digits import TEMPLATES, render
-from pipeline.data.espeak import SAMPLE_RATE as ESPEAK_RATE
-from pipeline.data.espeak import Session
-from pipeline.data.mnist import load_mnist
-from pipeline.data.speech import SAMPLE_RATE, to_pcm16
-from pipeline.errors import ConfigError, InputError
+from embridge.config import build_dataclass
+from embridge.data import CLASS_NAMES, PrepareConfig, prepare, read_raw, read_raw_manifest
+from embridge.data.digits import TEMPLATES, render
+from embridge.data.espeak import SAMPLE_RATE as ESPEAK_RATE
+from embridge.data.espeak import Session
+from embridge.data.mnist import load_mnist
+from embridge.data.speech import SAMPLE_RATE, to_pcm16
+from embridge.errors import ConfigError, InputError
 
 TINY = dict(
     images_per_class=5, espeak_languages=["en-us", "en"], espeak_variants=["m1", "f3", "klatt"],
@@ -170,7 +170,7 @@ def test_templates_and_stage(tmp_path):
     params.write_text("seed: 3\nprepare:\n  images_per_class: 2\n  espeak_languages: [en]\n"
                       "  espeak_variants: [m1, f1]\n  espeak_rates: [170]\n  espeak_pitches: [50]\n"
                       "  templates: ['{word}', 'the digit {digit}', 'say {word}']\n")
-    from stages.prepare import cli
+    from embridge.stages.prepare import cli
 
     res = CliRunner().invoke(cli, ["--out", str(tmp_path / "raw"), "--params", str(params)])
     assert res.exit_code == 0, res.output

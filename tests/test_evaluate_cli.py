@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError, InputError
-from pipeline.evaluation.runner import EvaluateConfig, dumps, evaluate
-from pipeline.methods import get_method
-from pipeline.store import TableWriter, load_tables
-from stages.cli import cli
+from embridge.errors import ConfigError, InputError
+from embridge.evaluation.runner import EvaluateConfig, dumps, evaluate
+from embridge.methods import get_method
+from embridge.store import TableWriter, load_tables
+from embridge.stages.cli import cli
 
 N, D = 150, 16
 

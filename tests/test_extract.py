@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.config import build_dataclass
-from pipeline.data import CLASS_NAMES, PrepareConfig, prepare
-from pipeline.encoders import ENCODERS
-from pipeline.errors import ConfigError, InputError
-from pipeline.extract import ExtractConfig, extract
-from pipeline.store import MANIFEST, read_manifest, read_table
-from pipeline.validate import validate_table
+from embridge.config import build_dataclass
+from embridge.data import CLASS_NAMES, PrepareConfig, prepare
+from embridge.encoders import ENCODERS
+from embridge.errors import ConfigError, InputError
+from embridge.extract import ExtractConfig, extract
+from embridge.store import MANIFEST, read_manifest, read_table
+from embridge.validate import validate_table
 
 # one thread: in a pytest process that has run torch, sklearn and CTranslate2, several OpenMP
 # runtimes share two cores and multi-threaded CTranslate2 can become several times slower
@@ -65,7 +65,7 @@ def test_audio_stage_runs_without_torch_and_without_network(raw_dir, tmp_path):
         "def no_net(*a, **k): raise OSError('network access attempted')\n"
         "socket.socket.connect = no_net\n"
         f"sys.argv = ['embridge', 'extract', '--modality', 'audio', '--raw', {str(raw_dir)!r}, '--out', {str(tmp_path / 'audio')!r}, '--no-progress']\n"
-        "from stages.cli import main\n"
+        "from embridge.stages.cli import main\n"
         "main()\n"
         "assert 'torch' not in sys.modules, 'torch was imported in the audio process'\n"
     )
@@ -138,7 +138,7 @@ def test_resume_continues_from_the_first_missing_shard(raw_dir, tmp_path, monkey
 
 
 def test_stage_cli_with_params(raw_dir, tmp_path):
-    from stages.extract import cli
+    from embridge.stages.extract import cli
 
     params = tmp_path / "params.yaml"
     params.write_text("seed: 0\nextract:\n  rows_per_shard: 16\n  batch_sizes: {text: 7}\n")

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.store import read_manifest
-from pipeline.synth import SynthConfig, write_synthetic
+from embridge.store import read_manifest
+from embridge.synth import SynthConfig, write_synthetic
 from tests.pipeline_repo import ROOT, env
 
 EMBRIDGE = [sys.executable, "-m", "stages"]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.errors import ConfigError
-from pipeline.methods import load_method
-from pipeline.store import load_tables
-from stages.fit import cli
+from embridge.errors import ConfigError
+from embridge.methods import load_method
+from embridge.store import load_tables
+from embridge.stages.fit import cli
 
 PARAMS = """seed: 4
 device: cpu

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.evaluation.gap import (
+from embridge.evaluation.gap import (
     c3_statistics,
     centroid_gap,
     effective_dim,
@@ -12,8 +12,8 @@ from pipeline.evaluation.gap import (
     neighbours,
     random_abs_cosine,
 )
-from pipeline.evaluation.search import normalize
-from pipeline.synth import SynthConfig, make_synthetic
+from embridge.evaluation.search import normalize
+from embridge.synth import SynthConfig, make_synthetic
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from safetensors.numpy import save_file
 
-from pipeline.errors import InputError
-from pipeline.importer import ImportSpec, import_embeddings, stratified_split
-from pipeline.store import read_table
-from stages.cli import cli
+from embridge.errors import InputError
+from embridge.importer import ImportSpec, import_embeddings, stratified_split
+from embridge.store import read_table
+from embridge.stages.cli import cli
 
 N, D = 60, 8
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError, InputError, NotFittedError
-from pipeline.methods import METHODS, get_method, load_method
-from pipeline.synth import SynthConfig, make_synthetic
+from embridge.errors import ConfigError, InputError, NotFittedError
+from embridge.methods import METHODS, get_method, load_method
+from embridge.synth import SynthConfig, make_synthetic
 
 PAIRS = [("image", "text"), ("audio", "text")]
 # small settings so the whole suite stays fast on two CPU cores

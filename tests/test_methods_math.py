@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from pipeline.methods import get_method
-from pipeline.methods.cca import cca_solve
-from pipeline.pairing import pair_rows, relevance
-from pipeline.synth import SynthConfig, make_synthetic
+from embridge.methods import get_method
+from embridge.methods.cca import cca_solve
+from embridge.pairing import pair_rows, relevance
+from embridge.synth import SynthConfig, make_synthetic
 
 PAIRS = [("image", "text"), ("audio", "text")]
 

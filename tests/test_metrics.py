@@ -6,10 +6,10 @@ import polars as pl
 import pytest
 from sklearn.metrics import average_precision_score
 
-from pipeline.evaluation.metrics import per_query, retrieval_metrics
-from pipeline.evaluation.relevance import RowKeys, relevance, row_keys, row_pairs
-from pipeline.evaluation.zeroshot import class_ranks, prototypes, zeroshot_accuracy
-from pipeline.store import EmbeddingTable
+from embridge.evaluation.metrics import per_query, retrieval_metrics
+from embridge.evaluation.relevance import RowKeys, relevance, row_keys, row_pairs
+from embridge.evaluation.zeroshot import class_ranks, prototypes, zeroshot_accuracy
+from embridge.store import EmbeddingTable
 
 
 def keys(rng, n, n_labels=4, p_pair=0.4, n_pair_codes=30, p_unlabelled=0.1):
@@ -166,7 +166,7 @@ def test_prototypes_and_zeroshot_against_bruteforce():
 
 
 def test_comparison_and_searchsorted_paths_agree(monkeypatch):
-    from pipeline.evaluation import metrics
+    from embridge.evaluation import metrics
 
     rng = np.random.default_rng(8)
     xq, xb = tied(rng, 40), tied(rng, 120)

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from pipeline.errors import ConfigError, InputError
-from pipeline.evaluation.runner import write_metrics
-from pipeline.report import ReportConfig, build_report, load_metrics, load_sweep
+from embridge.errors import ConfigError, InputError
+from embridge.evaluation.runner import write_metrics
+from embridge.report import ReportConfig, build_report, load_metrics, load_sweep
 
 PAIRS = {"audio->image": False, "image->audio": False, "audio->text": True, "text->audio": True}
 

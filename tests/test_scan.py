@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from pipeline.evaluation import scan
-from pipeline.evaluation.metrics import per_query
-from pipeline.evaluation.relevance import RowKeys, relevance
-from pipeline.evaluation.scan import (
+from embridge.evaluation import scan
+from embridge.evaluation.metrics import per_query
+from embridge.evaluation.relevance import RowKeys, relevance
+from embridge.evaluation.scan import (
     Relevant,
     count_at_or_above,
     fused_scan,

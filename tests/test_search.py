@@ -4,9 +4,9 @@
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError, InputError
-from pipeline.evaluation import search
-from pipeline.evaluation.search import knn, merge_topk, normalize, resolve_backend
+from embridge.errors import ConfigError, InputError
+from embridge.evaluation import search
+from embridge.evaluation.search import knn, merge_topk, normalize, resolve_backend
 
 
 def gaussian(seed, n, d=16):

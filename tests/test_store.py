@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.errors import InputError
-from pipeline.store import (
+from embridge.errors import InputError
+from embridge.store import (
     MANIFEST,
     TableWriter,
     embeddings_view,

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.errors import ConfigError
-from pipeline.store import read_table
-from pipeline.synth import TRUTH, SynthConfig, SynthTruth, make_synthetic, plant, write_synthetic
-from stages.cli import cli
+from embridge.errors import ConfigError
+from embridge.store import read_table
+from embridge.synth import TRUTH, SynthConfig, SynthTruth, make_synthetic, plant, write_synthetic
+from embridge.stages.cli import cli
 
 
 def test_written_tables_are_byte_identical_across_runs(tmp_path):

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from pipeline.errors import InputError
-from pipeline.store import MANIFEST, TableWriter, read_table, schema, to_arrow
-from pipeline.validate import check_matrix, validate_table
-from stages.cli import cli
+from embridge.errors import InputError
+from embridge.store import MANIFEST, TableWriter, read_table, schema, to_arrow
+from embridge.validate import check_matrix, validate_table
+from embridge.stages.cli import cli
 
 
 def _write(root, X=None, ids=None, split=None, n=40, d=6):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 
-from pipeline.errors import ConfigError
+from embridge.errors import ConfigError
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CLASS_NAMES = list(DIGIT_WORDS)  # label i <-> CLASS_NAMES[i]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ConfigError, InputError
+from embridge.errors import ConfigError, InputError
 
 SAMPLE_RATE = 22_050  # what espeak_Initialize returns for the shipped data
 AUDIO_OUTPUT_SYNCHRONOUS = 2  # enum espeak_AUDIO_OUTPUT in speak_lib.h

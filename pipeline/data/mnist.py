@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ConfigError, InputError
+from embridge.errors import ConfigError, InputError
 
 SIDE = 28  # images are SIDE x SIDE, grayscale 0..255
 N_CLASSES = 10

@@ -9,12 +9,12 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.data import raw
-from pipeline.data.digits import CLASS_NAMES, TEMPLATES, check_templates, render
-from pipeline.data.espeak import PITCH_RANGE, RATE_RANGE
-from pipeline.data.mnist import load_mnist, stratified_split
-from pipeline.data.speech import SAMPLE_RATE, Clips, espeak_clips, fsdd_clips, split_groups
-from pipeline.errors import ConfigError
+from embridge.data import raw
+from embridge.data.digits import CLASS_NAMES, TEMPLATES, check_templates, render
+from embridge.data.espeak import PITCH_RANGE, RATE_RANGE
+from embridge.data.mnist import load_mnist, stratified_split
+from embridge.data.speech import SAMPLE_RATE, Clips, espeak_clips, fsdd_clips, split_groups
+from embridge.errors import ConfigError
 
 # eSpeak NG English voices (lang/gmw/en*) and voice variants (voices/!v/): 5 x 8 = 40 voices
 ESPEAK_LANGUAGES = ["en-us", "en", "en-gb-scotland", "en-029", "en-gb-x-rp"]
@@ -52,7 +52,7 @@ class PrepareConfig:
                     raise ConfigError(f"{name} = {values}: expected a non-empty list without repeats")
             if len(set(self.espeak_variants)) != len(self.espeak_variants) or len(self.espeak_variants) < 2:
                 raise ConfigError(f"espeak_variants = {self.espeak_variants}: expected at least 2 distinct variants (split train/test)")
-            from pipeline.data.espeak import check_voice
+            from embridge.data.espeak import check_voice
 
             for lang in self.espeak_languages:
                 check_voice(lang, "espeak_languages:")
@@ -74,7 +74,7 @@ def _versions(cfg: PrepareConfig) -> dict[str, str]:
         packages.append("espeakng-loader")
     out = {p: importlib.metadata.version(p) for p in packages}
     if cfg.audio_source in ("espeak", "both"):
-        from pipeline.data.espeak import library_version
+        from embridge.data.espeak import library_version
 
         out["espeak-ng"] = library_version()
     return out

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import InputError
-from pipeline.store import atomic_write_bytes, read_json
+from embridge.errors import InputError
+from embridge.store import atomic_write_bytes, read_json
 
 RAW_MANIFEST = "manifest.json"
 RAW_FORMAT_VERSION = 1
@@ -68,7 +68,7 @@ def image_table(ids: list[str], split: list[str], label: np.ndarray, pixels: np.
 
 
 def audio_table(clips) -> pa.Table:
-    """clips: pipeline.data.speech.Clips (pcm: list of int16 arrays)."""
+    """clips: embridge.data.speech.Clips (pcm: list of int16 arrays)."""
     lengths = np.fromiter((len(x) for x in clips.pcm), dtype=np.int32, count=len(clips))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     values = pa.array(np.concatenate(clips.pcm) if len(clips) else np.zeros(0, np.int16), type=pa.int16())

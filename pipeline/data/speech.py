@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.digits import DIGIT_WORDS
-from pipeline.errors import InputError
+from embridge.data.digits import DIGIT_WORDS
+from embridge.errors import InputError
 
 SAMPLE_RATE = 16_000
 FSDD_RE = re.compile(r"^(\d+)_([A-Za-z0-9-]+)_(\d+)\.wav$")  # {label}_{speaker}_{take}.wav
@@ -89,8 +89,8 @@ def espeak_clips(
     test_variants: set[str],
 ) -> Clips:
     """Every digit word in every voice (language + variant), rate and pitch; one fresh engine per setting."""
-    from pipeline.data.espeak import SAMPLE_RATE as ESPEAK_RATE
-    from pipeline.data.espeak import Session
+    from embridge.data.espeak import SAMPLE_RATE as ESPEAK_RATE
+    from embridge.data.espeak import Session
 
     out = Clips.empty()
     for lang in languages:

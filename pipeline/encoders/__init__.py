@@ -4,8 +4,8 @@ Adding an encoder: subclass `Encoder` with `name`, `modality`, `dim`, `_load` an
 decorate it with `@register` (or `@register_default`). Importing this package never imports torch.
 """
 
-from pipeline.encoders import efficientnet, minilm, whisper  # noqa: F401  (registers the defaults)
-from pipeline.encoders.base import (
+from embridge.encoders import efficientnet, minilm, whisper  # noqa: F401  (registers the defaults)
+from embridge.encoders.base import (
     DEFAULT_ENCODERS,
     ENCODERS,
     Encoder,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.encoders.base import Encoder, import_torch, register_default
-from pipeline.errors import ConfigError, InputError
+from embridge.encoders.base import Encoder, import_torch, register_default
+from embridge.errors import ConfigError, InputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # per RGB channel, on 0..1 pixels
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 
-from pipeline.encoders.base import Encoder, import_torch, register_default
-from pipeline.errors import InputError
+from embridge.encoders.base import Encoder, import_torch, register_default
+from embridge.errors import InputError
 
 MAX_TOKENS = 256  # sentence_bert_config.json: max_seq_length
 

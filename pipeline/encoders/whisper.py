@@ -13,8 +13,8 @@ import os
 
 import numpy as np
 
-from pipeline.encoders.base import Encoder, passive_openmp, register_default
-from pipeline.errors import ConfigError, InputError
+from embridge.encoders.base import Encoder, passive_openmp, register_default
+from embridge.errors import ConfigError, InputError
 
 SAMPLE_RATE = 16_000
 HOP = 160  # samples per mel frame (10 ms)

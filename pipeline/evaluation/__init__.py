@@ -1,10 +1,10 @@
 """Evaluation: exact search (FAISS), retrieval metrics, zero-shot classification, gap diagnostics."""
 
-from pipeline.evaluation.gap import centroid_gap, effective_dim, gap_diagnostics
-from pipeline.evaluation.metrics import retrieval_metrics
-from pipeline.evaluation.runner import EvaluateConfig, dumps, evaluate, write_metrics
-from pipeline.evaluation.search import knn, normalize
-from pipeline.evaluation.zeroshot import prototypes, zeroshot_accuracy
+from embridge.evaluation.gap import centroid_gap, effective_dim, gap_diagnostics
+from embridge.evaluation.metrics import retrieval_metrics
+from embridge.evaluation.runner import EvaluateConfig, dumps, evaluate, write_metrics
+from embridge.evaluation.search import knn, normalize
+from embridge.evaluation.zeroshot import prototypes, zeroshot_accuracy
 
 __all__ = [
     "EvaluateConfig",

@@ -21,9 +21,9 @@ import math
 
 import numpy as np
 
-from pipeline.evaluation.relevance import row_pairs
-from pipeline.evaluation.search import knn
-from pipeline.store import EmbeddingTable
+from embridge.evaluation.relevance import row_pairs
+from embridge.evaluation.search import knn
+from embridge.store import EmbeddingTable
 
 
 def centroid_gap(Xa: np.ndarray, Xb: np.ndarray) -> float:

@@ -27,10 +27,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.errors import InputError
-from pipeline.evaluation.relevance import RowKeys, relevance
-from pipeline.evaluation.scan import fused_scan
-from pipeline.evaluation.search import (
+from embridge.errors import InputError
+from embridge.evaluation.relevance import RowKeys, relevance
+from embridge.evaluation.scan import fused_scan
+from embridge.evaluation.search import (
     GALLERY_TILE,
     QUERY_TILE,
     check_search_inputs,

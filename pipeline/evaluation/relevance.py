@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import InputError
-from pipeline.pairing import pair_codes
-from pipeline.store import EmbeddingTable
+from embridge.errors import InputError
+from embridge.pairing import pair_codes
+from embridge.store import EmbeddingTable
 
 
 @dataclass

@@ -18,14 +18,14 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.errors import ConfigError, InputError
-from pipeline.evaluation.gap import effective_dim, gap_diagnostics
-from pipeline.evaluation.metrics import SCORE_BUDGET, retrieval_metrics
-from pipeline.evaluation.relevance import check_label_spaces, row_keys
-from pipeline.evaluation.search import GALLERY_TILE, QUERY_TILE, normalize
-from pipeline.evaluation.zeroshot import prototypes, zeroshot_accuracy
-from pipeline.modalities import SPLITS, is_paired
-from pipeline.store import EmbeddingTable, atomic_write_bytes
+from embridge.errors import ConfigError, InputError
+from embridge.evaluation.gap import effective_dim, gap_diagnostics
+from embridge.evaluation.metrics import SCORE_BUDGET, retrieval_metrics
+from embridge.evaluation.relevance import check_label_spaces, row_keys
+from embridge.evaluation.search import GALLERY_TILE, QUERY_TILE, normalize
+from embridge.evaluation.zeroshot import prototypes, zeroshot_accuracy
+from embridge.modalities import SPLITS, is_paired
+from embridge.store import EmbeddingTable, atomic_write_bytes
 
 
 @dataclass

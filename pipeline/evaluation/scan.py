@@ -30,7 +30,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from pipeline.evaluation.relevance import RowKeys
+from embridge.evaluation.relevance import RowKeys
 
 COMPARE_MAX = 4  # up to this many relevant items per query, count by comparisons instead of sorting
 TILE_PER_RELEVANT = 8  # gallery tile >= this many times the largest relevant count (sort path)

@@ -22,8 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.errors import ConfigError, InputError
-from pipeline.validate import bad_rows, check_matrix
+from embridge.errors import ConfigError, InputError
+from embridge.validate import bad_rows, check_matrix
 
 Backend = Literal["auto", "faiss", "faiss-gpu", "torch"]
 BACKENDS = ("auto", "faiss", "faiss-gpu", "torch")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import check_kwargs
-from pipeline.errors import ConfigError, InputError
-from pipeline.methods.base import BridgeMethod, read_saved
-from pipeline.methods.raw import Raw
+from embridge.config import check_kwargs
+from embridge.errors import ConfigError, InputError
+from embridge.methods.base import BridgeMethod, read_saved
+from embridge.methods.raw import Raw
 
 METHODS: dict[str, type[BridgeMethod]] = {
     "raw": Raw,
@@ -19,7 +19,7 @@ def _register_all() -> None:
     import importlib
 
     for module, cls_names in _MODULES.items():
-        mod = importlib.import_module(f"pipeline.methods.{module}")
+        mod = importlib.import_module(f"embridge.methods.{module}")
         for cls_name in cls_names:
             cls = getattr(mod, cls_name)
             METHODS[cls.name] = cls

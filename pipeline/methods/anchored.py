@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.errors import ConfigError
-from pipeline.methods.base import BridgeMethod
-from pipeline.methods.c3 import collapse_rows, corrupt, modality_mean
-from pipeline.pairing import pair_rows
-from pipeline.store import EmbeddingTable
+from embridge.errors import ConfigError
+from embridge.methods.base import BridgeMethod
+from embridge.methods.c3 import collapse_rows, corrupt, modality_mean
+from embridge.pairing import pair_rows
+from embridge.store import EmbeddingTable
 
 
 class AnchoredMap(BridgeMethod):

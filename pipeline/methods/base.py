@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ConfigError, InputError, NotFittedError
-from pipeline.store import EmbeddingTable, atomic_write_bytes, read_json
-from pipeline.validate import check_matrix
+from embridge.errors import ConfigError, InputError, NotFittedError
+from embridge.store import EmbeddingTable, atomic_write_bytes, read_json
+from embridge.validate import check_matrix
 
 CONFIG = "config.json"
 STATE = "state.safetensors"

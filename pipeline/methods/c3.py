@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.methods.base import l2_normalize
+from embridge.methods.base import l2_normalize
 
 
 def modality_mean(X: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.errors import ConfigError
-from pipeline.methods.anchored import AnchoredMap
+from embridge.errors import ConfigError
+from embridge.methods.anchored import AnchoredMap
 
 
 def inv_sqrt(C: np.ndarray) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.methods.base import BridgeMethod
-from pipeline.methods.c3 import collapse_rows, modality_mean
-from pipeline.store import EmbeddingTable
+from embridge.methods.base import BridgeMethod
+from embridge.methods.c3 import collapse_rows, modality_mean
+from embridge.store import EmbeddingTable
 
 
 class Collapse(BridgeMethod):

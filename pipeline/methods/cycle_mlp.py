@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.errors import ConfigError
-from pipeline.methods.losses import CosineLoss, MultiPositiveInfoNCE
-from pipeline.methods.neural import NeuralMethod
-from pipeline.methods.training import (
+from embridge.errors import ConfigError
+from embridge.methods.losses import CosineLoss, MultiPositiveInfoNCE
+from embridge.methods.neural import NeuralMethod
+from embridge.methods.training import (
     ContrastiveData,
     check_training_params,
     corrupt_t,
@@ -17,8 +17,8 @@ from pipeline.methods.training import (
     tensor,
     unit,
 )
-from pipeline.pairing import pair_rows
-from pipeline.store import EmbeddingTable
+from embridge.pairing import pair_rows
+from embridge.store import EmbeddingTable
 
 
 class CycleMLP(NeuralMethod):

@@ -8,10 +8,10 @@ import inspect
 
 import torch
 
-from pipeline.errors import ConfigError
-from pipeline.methods.losses import CosineLoss, MultiPositiveInfoNCE, ProxyLoss
-from pipeline.methods.neural import NeuralMethod
-from pipeline.methods.training import (
+from embridge.errors import ConfigError
+from embridge.methods.losses import CosineLoss, MultiPositiveInfoNCE, ProxyLoss
+from embridge.methods.neural import NeuralMethod
+from embridge.methods.training import (
     ContrastiveData,
     check_training_params,
     corrupt_t,
@@ -20,8 +20,8 @@ from pipeline.methods.training import (
     tensor,
     unit,
 )
-from pipeline.pairing import pair_rows
-from pipeline.store import EmbeddingTable
+from embridge.pairing import pair_rows
+from embridge.store import EmbeddingTable
 
 PROJECTIONS = ("feature", "gradient", "none")
 U_CHOICES = ("anchor", "positives")

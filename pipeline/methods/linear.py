@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.errors import ConfigError
-from pipeline.methods.anchored import AnchoredMap
+from embridge.errors import ConfigError
+from embridge.methods.anchored import AnchoredMap
 
 
 def ridge(X: np.ndarray, Y: np.ndarray, alpha: float) -> np.ndarray:

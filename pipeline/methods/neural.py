@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.device import resolve_device
-from pipeline.methods.base import BridgeMethod
-from pipeline.methods.c3 import collapse_rows, modality_mean
-from pipeline.methods.heads import build_head
-from pipeline.methods.training import load_module_state, module_state, seeded
-from pipeline.store import EmbeddingTable
+from embridge.device import resolve_device
+from embridge.methods.base import BridgeMethod
+from embridge.methods.c3 import collapse_rows, modality_mean
+from embridge.methods.heads import build_head
+from embridge.methods.training import load_module_state, module_state, seeded
+from embridge.store import EmbeddingTable
 
 
 class NeuralMethod(BridgeMethod):
@@ -38,7 +38,7 @@ class NeuralMethod(BridgeMethod):
         return head
 
     def _transform(self, X: np.ndarray, modality: str) -> np.ndarray:
-        from pipeline.methods.training import apply
+        from embridge.methods.training import apply
 
         X = self._prep(X, modality)
         for h in self.heads_.values():

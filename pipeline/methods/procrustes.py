@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.methods.anchored import AnchoredMap
+from embridge.methods.anchored import AnchoredMap
 
 
 def orthogonal_procrustes(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

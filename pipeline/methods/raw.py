@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.methods.base import BridgeMethod
-from pipeline.store import EmbeddingTable
+from embridge.methods.base import BridgeMethod
+from embridge.store import EmbeddingTable
 
 
 class Raw(BridgeMethod):

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.errors import ConfigError
-from pipeline.pairing import Pairing, pair_codes
+from embridge.errors import ConfigError
+from embridge.pairing import Pairing, pair_codes
 
 INFER_ROWS = 65_536  # rows per forward pass at transform time
 
@@ -37,7 +37,7 @@ def tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def relevance_t(pid_q, lab_q, pid_g, lab_g) -> torch.Tensor:
-    """Torch version of pipeline.pairing.relevance: (nq,), (nq,), (ng,), (ng,) -> (nq, ng) bool."""
+    """Torch version of embridge.pairing.relevance: (nq,), (nq,), (ng,), (ng,) -> (nq, ng) bool."""
     both = (pid_q[:, None] >= 0) & (pid_g[None, :] >= 0)
     same_label = (lab_q[:, None] >= 0) & (lab_q[:, None] == lab_g[None, :])
     return torch.where(both, pid_q[:, None] == pid_g[None, :], same_label)
