@@ -6,7 +6,7 @@ Also the previous implementation (FAISS top-k, then a separate torch counting pa
 matmuls), unless --no-legacy. Each run is a child process (peak RSS), repeats are interleaved,
 best-of is reported. Memory: our peak RSS above the loaded data at nb/2 and at nb.
 
-Data: `embridge.synth` (C^3 geometry, seeded), generated chunk by chunk into float32 .npy files
+Data: `embridge.store.synth` (C^3 geometry, seeded), generated chunk by chunk into float32 .npy files
 (no Parquet): queries are the first nq instances of `image`, the gallery nb instances of `text`.
 Relevance `pairs`: the query's own instance (pair ids); `labels`: same class (--classes).
 
@@ -74,8 +74,8 @@ print(json.dumps({"seconds": secs, "base_rss_mib": base, "peak_rss_mib": rss("Vm
 
 
 def make_data(path: Path, nq: int, nb: int, dim: int, classes: int, seed: int) -> None:
-    """Synthetic tables (embridge.synth generator) as .npy: xq (nq, d), xb (nb, d), lq, lb."""
-    from embridge.synth import SynthConfig, generate_chunks, plant
+    """Synthetic tables (embridge.store.synth generator) as .npy: xq (nq, d), xb (nb, d), lq, lb."""
+    from embridge.store.synth import SynthConfig, generate_chunks, plant
 
     stamp = path / "config.json"
     want = {"nq": nq, "nb": nb, "dim": dim, "classes": classes, "seed": seed, "noise": 1.5, "spread": 1.5}
@@ -118,7 +118,6 @@ def check_against_faiss(data: Path, relevance: str, n: int, nb: int, k: int) -> 
     """On the first n queries: our top-k equals FAISS's (scores; ids where scores are not tied) and our
     metrics equal the two-pass implementation's."""
     import faiss
-
     from embridge.evaluation.metrics import per_query
     from embridge.evaluation.relevance import RowKeys
 

@@ -11,7 +11,7 @@
   `cycle_mlp` and `emergentbridge`, fitted for --epochs epochs on synthetic tables, and the
   fraction of the matmul floor (their matmul FLOPs, counted by torch, at torch's measured rate).
 
-Data: `embridge.synth.make_synthetic` (C^3 geometry, seeded, in memory, no Parquet).
+Data: `embridge.store.synth.make_synthetic` (C^3 geometry, seeded, in memory, no Parquet).
 
     python bench/fit.py                          # as in the issue
     python bench/fit.py --quick                  # small sizes
@@ -43,7 +43,7 @@ def timed(fn):
 
 def synth(n: int, dim: int, modalities: list[str], seed: int = 0, rotate: bool = True,
           latent_dim: int = 64, noise: float = 0.5):
-    from embridge.synth import SynthConfig, make_synthetic
+    from embridge.store.synth import SynthConfig, make_synthetic
 
     cfg = SynthConfig(modalities=modalities, anchor="text", n=n, dim=dim, latent_dim=latent_dim, n_classes=10,
                       noise=noise, rotate=rotate, seed=seed)
@@ -51,9 +51,8 @@ def synth(n: int, dim: int, modalities: list[str], seed: int = 0, rotate: bool =
 
 
 def bench_procrustes(n: int, dim: int, repeat: int) -> dict:
-    from scipy.linalg import orthogonal_procrustes as scipy_procrustes
-
     from embridge.methods.procrustes import orthogonal_procrustes
+    from scipy.linalg import orthogonal_procrustes as scipy_procrustes
 
     # 8 latent dimensions and noise 2.0 give 8 well-separated canonical correlations (about 0.96
     # down to 0.80, the 9th at 0.31), so sklearn's NIPALS converges and the comparison is fair;
@@ -72,9 +71,8 @@ def bench_procrustes(n: int, dim: int, repeat: int) -> dict:
 
 
 def bench_cca(n: int, dim: int, k: int, max_iter: int, repeat: int) -> dict:
-    from sklearn.cross_decomposition import CCA as SkCCA
-
     from embridge.methods.cca import cca_solve
+    from sklearn.cross_decomposition import CCA as SkCCA
 
     # 8 latent dimensions and noise 2.0 give 8 well-separated canonical correlations (about 0.96
     # down to 0.80, the 9th at 0.31), so sklearn's NIPALS converges and the comparison is fair;
@@ -118,10 +116,9 @@ def bench_training(n: int, dim: int, epochs: int, device: str) -> dict:
     """Train rows per second: epochs x train rows of the trained modality / fit seconds; and the share
     of the matmul floor: matmul FLOPs of the fit (counted by torch's FlopCounterMode on a one-epoch
     run, forward and backward, times epochs) at the measured matmul rate, over the fit's time."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     from embridge.bind import BindConfig, bind_tables
     from embridge.methods import get_method
+    from torch.utils.flop_counter import FlopCounterMode
 
     tables = synth(n, dim, ["image", "audio", "text"], rotate=False)
     n_train = int((tables["audio"].split == "train").sum())

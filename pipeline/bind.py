@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from embridge.bind_config import BindConfig
-from embridge.device import resolve_device
+from embridge.config.bind_config import BindConfig
+from embridge.config.device import resolve_device
 from embridge.errors import ConfigError
 from embridge.methods.base import l2_normalize, package_versions
 from embridge.methods.heads import ProjectionHead

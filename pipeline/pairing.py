@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from embridge.errors import InputError
 from embridge.store import EmbeddingTable
 

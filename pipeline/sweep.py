@@ -32,13 +32,13 @@ class SweepConfig:
 def run_point(features: dict[str, EmbeddingTable], pairs_per_class: int, params, out_dir: str | Path) -> list[Path]:
     """Bind + fit + evaluate every sweep method at one cap; returns the metrics files written.
 
-    params: a loaded `embridge.params.Params` (global seed/device/anchor/pairs and the bind,
+    params: a loaded `embridge.config.params.Params` (global seed/device/anchor/pairs and the bind,
     evaluate and sweep sections).
     """
     from embridge.bind import bind_tables
-    from embridge.device import resolve_device
+    from embridge.config.device import resolve_device
     from embridge.evaluation.runner import evaluate, write_metrics
-    from embridge.methods import get_method
+    from embridge.methods import get_method, method_params
 
     cfg = params.section("sweep")
     pairs = params.train_pairs
@@ -48,7 +48,7 @@ def run_point(features: dict[str, EmbeddingTable], pairs_per_class: int, params,
     device = str(resolve_device(params.device))
     written = []
     for name in cfg.methods:
-        kwargs = params.method_params(name, block=cfg.fit.get(name) or {}, where=f"{params.path}: sweep.fit.{name}",
+        kwargs = method_params(params, name, block=cfg.fit.get(name) or {}, where=f"{params.path}: sweep.fit.{name}",
                                       pairs_per_class=pairs_per_class)
         est = get_method(name, **kwargs).fit(unified, params.anchor, pairs)
         metrics = evaluate(unified, est, pairs, params.section("evaluate"), name=name, seed=params.seed, device=device)

@@ -13,8 +13,8 @@ def cli(features, out_root, params_file, method):
     import dataclasses
 
     from embridge.bind import bind_tables, write_unified
-    from embridge.modalities import parse_pairs
-    from embridge.params import load_params
+    from embridge.config.modalities import parse_pairs
+    from embridge.stages.params import load_params
     from embridge.store import load_tables
 
     p = load_params(params_file)

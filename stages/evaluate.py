@@ -21,12 +21,12 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
     With --map the fitted method is loaded; without it, --method names a method that is fitted
     here on the tables' train split (meant for training-free methods such as raw).
     """
-    from embridge.device import resolve_device
+    from embridge.config.device import resolve_device
+    from embridge.config.modalities import parse_pairs
     from embridge.errors import ConfigError
     from embridge.evaluation.runner import evaluate, write_metrics
-    from embridge.methods import get_method, load_method
-    from embridge.modalities import parse_pairs
-    from embridge.params import load_params
+    from embridge.methods import get_method, load_method, method_params
+    from embridge.stages.params import load_params
     from embridge.store import load_tables
 
     p = load_params(params_path)
@@ -43,7 +43,7 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
         anchor = anchor or p.anchor
         if anchor not in tables:
             raise ConfigError(f"anchor {anchor!r} has no table in {tables_dir} (found {sorted(tables)}); pass --anchor")
-        method = get_method(method_name, **(p.method_params(method_name) if params_path else {}))
+        method = get_method(method_name, **(method_params(p, method_name) if params_path else {}))
         method.fit(tables, anchor, train_pairs)
     metrics = evaluate(tables, method, train_pairs, cfg, name=method_name, seed=p.seed,
                        device=str(resolve_device(p.device)))

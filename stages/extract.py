@@ -20,8 +20,8 @@ def cli(modality, raw_dir, out_dir, params_path, encoder, progress):
     slower in a process where torch has run, and this command never imports torch for audio.
     """
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from embridge.extract import extract
-    from embridge.params import load_params
+    from embridge.encoders.runner import extract
+    from embridge.stages.params import load_params
 
     cfg = load_params(params_path, light=True).section("extract")  # never imports torch
     if encoder is not None:

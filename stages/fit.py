@@ -17,16 +17,16 @@ def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, d
     """Fit METHOD on the train rows of TABLES using only PAIRS; command-line flags override params.yaml."""
     import time
 
+    from embridge.config.modalities import parse_pairs
     from embridge.errors import ConfigError
-    from embridge.methods import METHODS, get_method
-    from embridge.modalities import parse_pairs
-    from embridge.params import load_params
+    from embridge.methods import METHODS, get_method, method_params
+    from embridge.stages.params import load_params
     from embridge.store import load_tables
 
     if method not in METHODS:
         raise ConfigError(f"method {method!r} does not exist; available methods: {sorted(METHODS)}")
     p = load_params(params_file)
-    est = get_method(method, **p.method_params(method, seed=seed, device=device, pairs_per_class=pairs_per_class))
+    est = get_method(method, **method_params(p, method, seed=seed, device=device, pairs_per_class=pairs_per_class))
     tables = load_tables(tables_dir)
     anchor = anchor or p.anchor
     pair_list = parse_pairs(pairs if pairs is not None else p.pairs.train, modalities=tables)

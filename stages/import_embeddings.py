@@ -22,7 +22,7 @@ def cli(**kw):
     Every row is checked (NaN/Inf, zero vectors, duplicate ids, lengths of the label/id/split
     files) before anything is written.
     """
-    from embridge.importer import ImportSpec, import_embeddings
+    from embridge.store.importer import ImportSpec, import_embeddings
 
     m = import_embeddings(ImportSpec(**kw))
     click.echo(f"wrote {kw['out']}: {m.modality}, {m.num_rows} rows x {m.dim} ({m.dtype})")

@@ -11,7 +11,7 @@ import click
 def cli(out_dir, params_path):
     """Build the raw data set offline from installed packages; deterministic, written atomically."""
     from embridge.data.prepare import prepare
-    from embridge.params import load_params
+    from embridge.stages.params import load_params
 
     p = load_params(params_path, light=True)
     cfg, seed = p.section("prepare"), p.seed

@@ -11,8 +11,8 @@ import click
 def cli(metrics_dir, out_dir, params_path):
     """Gather every method's metrics into OUT/summary.md (unpaired pairs first, changes against raw,
     best per column in bold), OUT/summary.json and OUT/plots/*.png."""
-    from embridge.params import load_params
     from embridge.report import build_report
+    from embridge.stages.params import load_params
 
     cfg = load_params(params_path).section("report")
     for path in build_report(metrics_dir, out_dir, cfg):

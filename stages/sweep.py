@@ -13,7 +13,7 @@ def cli(pairs_per_class, features, params_path, out_dir):
     import time
 
     from embridge.errors import ConfigError
-    from embridge.params import load_params
+    from embridge.stages.params import load_params
     from embridge.store import load_tables
     from embridge.sweep import run_point
 

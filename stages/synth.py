@@ -21,7 +21,7 @@ import click
 @click.option("--seed", default=0, show_default=True)
 def cli(out_root, modalities, **kw):
     """Write seeded, deterministic synthetic tables with a planted answer (rotations, gaps, noise)."""
-    from embridge.synth import SynthConfig, write_synthetic
+    from embridge.store.synth import SynthConfig, write_synthetic
 
     cfg = SynthConfig(modalities=[m.strip() for m in modalities.split(",") if m.strip()], **kw)
     write_synthetic(out_root, cfg)

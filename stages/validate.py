@@ -1,4 +1,4 @@
-"""`embridge validate DIR...`: every check of embridge.validate on one or more tables."""
+"""`embridge validate DIR...`: every check of embridge.store.validate on one or more tables."""
 
 import click
 
@@ -15,7 +15,7 @@ def cli(table_dirs, require_splits):
     from pathlib import Path
 
     from embridge.store import MANIFEST, list_tables
-    from embridge.validate import validate_table
+    from embridge.store.validate import validate_table
 
     splits = tuple(s for s in require_splits.split(",") if s)
     for d in table_dirs:

@@ -8,8 +8,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported: spinning OpenMP threads crawl on 2 shared cores
 
 import pytest  # noqa: E402
-
-from embridge.synth import SynthConfig, write_synthetic  # noqa: E402
+from embridge.store.synth import SynthConfig, write_synthetic  # noqa: E402
 
 
 @pytest.fixture

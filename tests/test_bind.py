@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from embridge.bind import BindConfig, bind_tables
-from embridge.config import build_dataclass
+from embridge.config.schema import build_dataclass
 from embridge.errors import ConfigError
 from embridge.store import load_tables
-from embridge.synth import SynthConfig, make_synthetic, write_synthetic
+from embridge.store.synth import SynthConfig, make_synthetic, write_synthetic
 
 PAIRS = [("image", "text"), ("audio", "text")]
 

@@ -4,8 +4,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
-
-from embridge.config import build_dataclass, check_kwargs
+from embridge.config.schema import build_dataclass, check_kwargs
 from embridge.errors import ConfigError
 
 

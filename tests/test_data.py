@@ -8,9 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from scipy.io import wavfile
-
-from embridge.config import build_dataclass
+from embridge.config.schema import build_dataclass
 from embridge.data import CLASS_NAMES, PrepareConfig, prepare, read_raw, read_raw_manifest
 from embridge.data.digits import TEMPLATES, render
 from embridge.data.espeak import SAMPLE_RATE as ESPEAK_RATE
@@ -18,6 +16,7 @@ from embridge.data.espeak import Session
 from embridge.data.mnist import load_mnist
 from embridge.data.speech import SAMPLE_RATE, to_pcm16
 from embridge.errors import ConfigError, InputError
+from scipy.io import wavfile
 
 TINY = dict(
     images_per_class=5, espeak_languages=["en-us", "en"], espeak_variants=["m1", "f3", "klatt"],

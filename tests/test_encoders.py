@@ -7,13 +7,12 @@ import sys
 
 import numpy as np
 import pytest
-
 from embridge.data import PrepareConfig, prepare, read_raw
 from embridge.encoders import DEFAULT_ENCODERS, ENCODERS, Encoder, get_encoder, register
+from embridge.encoders.runner import ExtractConfig, extract, to_batch
 from embridge.errors import ConfigError
-from embridge.extract import ExtractConfig, extract, to_batch
 from embridge.store import read_table
-from embridge.validate import validate_table
+from embridge.store.validate import validate_table
 
 # a subset the quality gate reliably passes: 12 voices (4 held out), 16 + 8 images per class
 # (probe accuracy on it over seeds 0..2: image 0.75-0.85, audio 1.0)
@@ -54,7 +53,7 @@ def test_registry_defaults_and_errors():
 
 
 def test_importing_the_registry_does_not_import_torch():
-    code = "import sys, embridge.encoders, embridge.extract; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, embridge.encoders, embridge.encoders.runner; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

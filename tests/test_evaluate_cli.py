@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
-
 from embridge.errors import ConfigError, InputError
 from embridge.evaluation.runner import EvaluateConfig, dumps, evaluate
 from embridge.methods import get_method
-from embridge.store import TableWriter, load_tables
 from embridge.stages.cli import cli
+from embridge.store import TableWriter, load_tables
 
 N, D = 150, 16
 

@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from embridge.config import build_dataclass
+from embridge.config.schema import build_dataclass
 from embridge.data import CLASS_NAMES, PrepareConfig, prepare
 from embridge.encoders import ENCODERS
+from embridge.encoders.runner import ExtractConfig, extract
 from embridge.errors import ConfigError, InputError
-from embridge.extract import ExtractConfig, extract
 from embridge.store import MANIFEST, read_manifest, read_table
-from embridge.validate import validate_table
+from embridge.store.validate import validate_table
 
 # one thread: in a pytest process that has run torch, sklearn and CTranslate2, several OpenMP
 # runtimes share two cores and multi-threaded CTranslate2 can become several times slower

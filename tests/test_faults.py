@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from embridge.store import read_manifest
-from embridge.synth import SynthConfig, write_synthetic
+from embridge.store.synth import SynthConfig, write_synthetic
+
 from tests.pipeline_repo import ROOT, env
 
 EMBRIDGE = [sys.executable, "-m", "stages"]

@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from embridge.errors import ConfigError
 from embridge.methods import load_method
-from embridge.store import load_tables
 from embridge.stages.fit import cli
+from embridge.store import load_tables
 
 PARAMS = """seed: 4
 device: cpu

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from embridge.evaluation.gap import (
     c3_statistics,
     centroid_gap,
@@ -13,7 +12,7 @@ from embridge.evaluation.gap import (
     random_abs_cosine,
 )
 from embridge.evaluation.search import normalize
-from embridge.synth import SynthConfig, make_synthetic
+from embridge.store.synth import SynthConfig, make_synthetic
 
 
 @pytest.fixture(scope="module")

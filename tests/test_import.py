@@ -7,12 +7,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from safetensors.numpy import save_file
-
 from embridge.errors import InputError
-from embridge.importer import ImportSpec, import_embeddings, stratified_split
-from embridge.store import read_table
 from embridge.stages.cli import cli
+from embridge.store import read_table
+from embridge.store.importer import ImportSpec, import_embeddings, stratified_split
+from safetensors.numpy import save_file
 
 N, D = 60, 8
 

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-
 from embridge.errors import ConfigError, InputError, NotFittedError
 from embridge.methods import METHODS, get_method, load_method
-from embridge.synth import SynthConfig, make_synthetic
+from embridge.store.synth import SynthConfig, make_synthetic
 
 PAIRS = [("image", "text"), ("audio", "text")]
 # small settings so the whole suite stays fast on two CPU cores

@@ -12,9 +12,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from embridge.methods import get_method
-from embridge.synth import SynthConfig, make_synthetic
+from embridge.store.synth import SynthConfig, make_synthetic
 
 PAIRS = [("image", "text"), ("audio", "text")]
 SETTINGS = {"epochs": 60, "proxy_epochs": 100, "hidden": 64, "sigma_p": 0.02, "device": "cpu", "seed": 0}

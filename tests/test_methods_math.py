@@ -5,11 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 import scipy.linalg
-
 from embridge.methods import get_method
 from embridge.methods.cca import cca_solve
 from embridge.pairing import pair_rows, relevance
-from embridge.synth import SynthConfig, make_synthetic
+from embridge.store.synth import SynthConfig, make_synthetic
 
 PAIRS = [("image", "text"), ("audio", "text")]
 

@@ -4,12 +4,11 @@
 import numpy as np
 import polars as pl
 import pytest
-from sklearn.metrics import average_precision_score
-
 from embridge.evaluation.metrics import per_query, retrieval_metrics
 from embridge.evaluation.relevance import RowKeys, relevance, row_keys, row_pairs
 from embridge.evaluation.zeroshot import class_ranks, prototypes, zeroshot_accuracy
 from embridge.store import EmbeddingTable
+from sklearn.metrics import average_precision_score
 
 
 def keys(rng, n, n_labels=4, p_pair=0.4, n_pair_codes=30, p_unlabelled=0.1):

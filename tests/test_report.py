@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from embridge.errors import ConfigError, InputError
 from embridge.evaluation.runner import write_metrics
 from embridge.report import ReportConfig, build_report, load_metrics, load_sweep

@@ -3,8 +3,6 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score
-
 from embridge.evaluation import scan
 from embridge.evaluation.metrics import per_query
 from embridge.evaluation.relevance import RowKeys, relevance
@@ -14,6 +12,7 @@ from embridge.evaluation.scan import (
     fused_scan,
     relevant_counts,
 )
+from sklearn.metrics import average_precision_score
 
 
 def keys(rng, n, n_labels, p_pair, n_pair_codes=40):

@@ -3,7 +3,6 @@
 
 import numpy as np
 import pytest
-
 from embridge.errors import ConfigError, InputError
 from embridge.evaluation import search
 from embridge.evaluation.search import knn, merge_topk, normalize, resolve_backend

@@ -6,7 +6,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from embridge.errors import InputError
 from embridge.store import (
     MANIFEST,

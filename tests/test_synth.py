@@ -3,11 +3,17 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from embridge.errors import ConfigError
-from embridge.store import read_table
-from embridge.synth import TRUTH, SynthConfig, SynthTruth, make_synthetic, plant, write_synthetic
 from embridge.stages.cli import cli
+from embridge.store import read_table
+from embridge.store.synth import (
+    TRUTH,
+    SynthConfig,
+    SynthTruth,
+    make_synthetic,
+    plant,
+    write_synthetic,
+)
 
 
 def test_written_tables_are_byte_identical_across_runs(tmp_path):

@@ -8,11 +8,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-
 from embridge.errors import InputError
-from embridge.store import MANIFEST, TableWriter, read_table, schema, to_arrow
-from embridge.validate import check_matrix, validate_table
 from embridge.stages.cli import cli
+from embridge.store import MANIFEST, TableWriter, read_table, schema, to_arrow
+from embridge.store.checks import check_matrix
+from embridge.store.validate import validate_table
 
 
 def _write(root, X=None, ids=None, split=None, n=40, d=6):

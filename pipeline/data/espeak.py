@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
 from embridge.errors import ConfigError, InputError
 
 SAMPLE_RATE = 22_050  # what espeak_Initialize returns for the shipped data

@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-
 from embridge.errors import ConfigError, InputError
 
 SIDE = 28  # images are SIDE x SIDE, grayscale 0..255

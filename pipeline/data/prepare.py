@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-
 from embridge.data import raw
 from embridge.data.digits import CLASS_NAMES, TEMPLATES, check_templates, render
 from embridge.data.espeak import PITCH_RANGE, RATE_RANGE

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from embridge.errors import InputError
-from embridge.store import atomic_write_bytes, read_json
+from embridge.files import atomic_write_bytes, read_json
 
 RAW_MANIFEST = "manifest.json"
 RAW_FORMAT_VERSION = 1

@@ -13,7 +13,6 @@ from math import gcd
 from pathlib import Path
 
 import numpy as np
-
 from embridge.data.digits import DIGIT_WORDS
 from embridge.errors import InputError
 

@@ -13,7 +13,6 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
-
 from embridge.errors import ConfigError, InputError
 
 ENCODERS: dict[str, type[Encoder]] = {}
@@ -23,7 +22,7 @@ DEFAULT_ENCODERS: dict[str, str] = {}  # modality -> name of its default encoder
 class Encoder(ABC):
     """A frozen encoder for one modality.
 
-    Batches by modality (what `embridge.extract` hands to `encode`):
+    Batches by modality (what `embridge.encoders.runner` hands to `encode`):
       image: uint8 array of shape (n, 28, 28) (grayscale, 0..255)
       audio: list of n int16 arrays of shape (t_i,), PCM at 16 kHz
       text:  list of n strings

@@ -7,7 +7,6 @@ the Lite variant: ReLU6, no squeeze-excitation). No torchvision: preprocessing i
 from __future__ import annotations
 
 import numpy as np
-
 from embridge.encoders.base import Encoder, import_torch, register_default
 from embridge.errors import ConfigError, InputError
 

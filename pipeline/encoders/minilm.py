@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
 from embridge.encoders.base import Encoder, import_torch, register_default
 from embridge.errors import InputError
 

@@ -12,7 +12,6 @@ import math
 import os
 
 import numpy as np
-
 from embridge.encoders.base import Encoder, passive_openmp, register_default
 from embridge.errors import ConfigError, InputError
 

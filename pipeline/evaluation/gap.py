@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from embridge.evaluation.relevance import row_pairs
 from embridge.evaluation.search import knn
 from embridge.store import EmbeddingTable

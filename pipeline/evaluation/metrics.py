@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 from embridge.errors import InputError
 from embridge.evaluation.relevance import RowKeys, relevance
 from embridge.evaluation.scan import fused_scan

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-
 from embridge.errors import InputError
 from embridge.pairing import pair_codes
 from embridge.store import EmbeddingTable

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-
+from embridge.config.modalities import SPLITS, is_paired
 from embridge.errors import ConfigError, InputError
 from embridge.evaluation.gap import effective_dim, gap_diagnostics
 from embridge.evaluation.metrics import SCORE_BUDGET, retrieval_metrics
 from embridge.evaluation.relevance import check_label_spaces, row_keys
 from embridge.evaluation.search import GALLERY_TILE, QUERY_TILE, normalize
 from embridge.evaluation.zeroshot import prototypes, zeroshot_accuracy
-from embridge.modalities import SPLITS, is_paired
-from embridge.store import EmbeddingTable, atomic_write_bytes
+from embridge.files import atomic_write_bytes
+from embridge.store import EmbeddingTable
 
 
 @dataclass

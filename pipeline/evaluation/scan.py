@@ -29,7 +29,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
-
 from embridge.evaluation.relevance import RowKeys
 
 COMPARE_MAX = 4  # up to this many relevant items per query, count by comparisons instead of sorting

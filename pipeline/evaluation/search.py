@@ -21,9 +21,8 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-
 from embridge.errors import ConfigError, InputError
-from embridge.validate import bad_rows, check_matrix
+from embridge.store.checks import bad_rows, check_matrix
 
 Backend = Literal["auto", "faiss", "faiss-gpu", "torch"]
 BACKENDS = ("auto", "faiss", "faiss-gpu", "torch")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embridge.config import check_kwargs
+from embridge.config.schema import check_kwargs
 from embridge.errors import ConfigError, InputError
 from embridge.methods.base import BridgeMethod, read_saved
 from embridge.methods.raw import Raw
@@ -61,4 +61,37 @@ def load_method(map_dir: str | Path) -> BridgeMethod:
         raise InputError(f"{Path(map_dir) / 'state.safetensors'}: does not match config.json ({exc})") from None
 
 
-__all__ = ["METHODS", "BridgeMethod", "get_method", "load_method"]
+def method_params(params, method: str, block: dict | None = None, where: str | None = None, **overrides) -> dict:
+    """Checked constructor kwargs for `method` from a loaded `embridge.config.params.Params`: `block`
+    (default: its fit.<method> block), the global seed, device and pairs.pairs_per_class where the
+    method takes them (the block wins over the globals), and `overrides` that are not None (they
+    win over both)."""
+    if method not in METHODS:
+        raise ConfigError(f"{params.path}: method {method!r} is not registered; known methods: {sorted(METHODS)}")
+    cls = METHODS[method]
+    accepted = cls.param_names()
+    kwargs = dict((params.fit.get(method) if block is None else block) or {})
+    globals_ = {"seed": params.seed, "device": params.device, "pairs_per_class": params.pairs.pairs_per_class}
+    for key, value in globals_.items():
+        if key not in kwargs and key in accepted:
+            kwargs[key] = value
+    kwargs.update({k: v for k, v in overrides.items() if v is not None and k in accepted})
+    return check_kwargs(cls, kwargs, where or f"{params.path}: fit.{method}")
+
+
+def check_params(params) -> None:
+    """Every method a loaded params.yaml names (`methods`, `fit`, `sweep.methods`, `sweep.fit`) is
+    registered, and every `fit.<method>` block holds valid constructor arguments."""
+    for m in list(params.methods) + list(params.fit):
+        if m not in METHODS:
+            raise ConfigError(f"{params.path}: method {m!r} is not registered; known methods: {sorted(METHODS)}")
+    for m in params.fit:
+        method_params(params, m)
+    sweep = params.sections.get("sweep")
+    if sweep is not None:
+        for m in list(sweep.methods) + list(sweep.fit):
+            if m not in METHODS:
+                raise ConfigError(f"{params.path}: sweep: method {m!r} is not registered; known methods: {sorted(METHODS)}")
+
+
+__all__ = ["METHODS", "BridgeMethod", "check_params", "get_method", "load_method", "method_params"]

@@ -4,7 +4,6 @@ modality onto the anchor, fitted on its anchor pairs; C^3 collapse/corrupt optio
 from __future__ import annotations
 
 import numpy as np
-
 from embridge.errors import ConfigError
 from embridge.methods.base import BridgeMethod
 from embridge.methods.c3 import collapse_rows, corrupt, modality_mean

@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-
 from embridge.errors import ConfigError, InputError, NotFittedError
-from embridge.store import EmbeddingTable, atomic_write_bytes, read_json
-from embridge.validate import check_matrix
+from embridge.files import atomic_write_bytes, read_json
+from embridge.store import EmbeddingTable
+from embridge.store.checks import check_matrix
 
 CONFIG = "config.json"
 STATE = "state.safetensors"

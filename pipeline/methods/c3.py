@@ -5,7 +5,6 @@ noise on training inputs only."""
 from __future__ import annotations
 
 import numpy as np
-
 from embridge.methods.base import l2_normalize
 
 

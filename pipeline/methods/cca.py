@@ -5,7 +5,6 @@ in "Escaping Plato's Cave", Hadgi et al. 2025)."""
 from __future__ import annotations
 
 import numpy as np
-
 from embridge.errors import ConfigError
 from embridge.methods.anchored import AnchoredMap
 

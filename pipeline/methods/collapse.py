@@ -4,7 +4,6 @@ re-normalize (flag). Training-free; needs no pairs."""
 from __future__ import annotations
 
 import numpy as np
-
 from embridge.methods.base import BridgeMethod
 from embridge.methods.c3 import collapse_rows, modality_mean
 from embridge.store import EmbeddingTable

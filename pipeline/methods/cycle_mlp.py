@@ -5,7 +5,6 @@ unpaired edge is learned only through the cycle (in the spirit of CycleGAN, Zhu 
 from __future__ import annotations
 
 import torch
-
 from embridge.errors import ConfigError
 from embridge.methods.losses import CosineLoss, MultiPositiveInfoNCE
 from embridge.methods.neural import NeuralMethod

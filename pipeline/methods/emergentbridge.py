@@ -7,7 +7,6 @@ from __future__ import annotations
 import inspect
 
 import torch
-
 from embridge.errors import ConfigError
 from embridge.methods.losses import CosineLoss, MultiPositiveInfoNCE, ProxyLoss
 from embridge.methods.neural import NeuralMethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from embridge.errors import ConfigError
 from embridge.methods.anchored import AnchoredMap
 

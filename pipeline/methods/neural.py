@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from embridge.device import resolve_device
+from embridge.config.device import resolve_device
 from embridge.methods.base import BridgeMethod
 from embridge.methods.c3 import collapse_rows, modality_mean
 from embridge.methods.heads import build_head

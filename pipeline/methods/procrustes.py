@@ -5,7 +5,6 @@ Plato's Cave", Hadgi et al. 2025)."""
 from __future__ import annotations
 
 import numpy as np
-
 from embridge.methods.anchored import AnchoredMap
 
 

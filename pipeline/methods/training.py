@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
-
 from embridge.errors import ConfigError
 from embridge.pairing import Pairing, pair_codes
+from torch import nn
+from torch.nn import functional as F
 
 INFER_ROWS = 65_536  # rows per forward pass at transform time
 

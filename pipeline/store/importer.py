@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from embridge.errors import InputError
 from embridge.store import Manifest, TableWriter
-from embridge.validate import check_matrix
+from embridge.store.checks import check_matrix
 
 EMBEDDING_FORMATS = (".npy", ".npz", ".parquet", ".safetensors")
 VALUE_FORMATS = EMBEDDING_FORMATS + (".txt", ".csv")

@@ -1,4 +1,4 @@
-"""Content checks on embedding tables and arrays, run before any fitting or FAISS search.
+"""Content checks on embedding arrays and on a table's rows as they stream by (TableChecker).
 
 Every failure raises InputError naming the file, the column, the row (and its id) and what was
 expected. FAISS silently returns -1 ids on NaN and raises a bare AssertionError on a dimension
@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
+from embridge.config.modalities import SPLITS
 from embridge.errors import InputError
-from embridge.modalities import SPLITS
-from embridge.store import MANIFEST, Manifest, embeddings_view, iter_batches, read_manifest
+from embridge.store.manifest import MANIFEST, Manifest
+from embridge.store.reader import embeddings_view
 
 
 def bad_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,13 +130,3 @@ class TableChecker:
                 )
         return self.manifest
 
-
-def validate_table(
-    table_dir: str | Path, manifest: Manifest | None = None, require_splits: tuple[str, ...] = SPLITS
-) -> Manifest:
-    """Run every check on one table folder; return its manifest. Raises InputError on the first problem."""
-    manifest = manifest or read_manifest(table_dir)
-    checker = TableChecker(table_dir, manifest)
-    for batch in iter_batches(table_dir, manifest=manifest):
-        checker.check(batch)
-    return checker.finish(require_splits)

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from embridge.config import check_kwargs
+from embridge.config.schema import check_kwargs
 from embridge.data.raw import INPUT_COLUMNS, MODALITY_FILES, read_raw, read_raw_manifest
 from embridge.encoders import ENCODERS, Encoder, get_encoder
 from embridge.errors import ConfigError, InputError

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
+from embridge.config.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES
 from embridge.errors import ConfigError
-from embridge.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES
 from embridge.store import EmbeddingTable, Manifest, TableWriter
 
 CHUNK = 65_536  # rows per generator chunk (fixed, so output does not depend on memory settings)

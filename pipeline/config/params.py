@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from embridge.config import build_dataclass, check_kwargs, load_yaml
+from embridge.config.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES, parse_pairs
+from embridge.config.schema import build_dataclass, load_yaml
 from embridge.errors import ConfigError
-from embridge.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES, parse_pairs
 
 # section -> "module:Class" of its typed config; imported lazily so that loading params stays cheap
 SECTION_CONFIGS = {
     "prepare": "embridge.data.prepare:PrepareConfig",
-    "extract": "embridge.extract:ExtractConfig",
-    "bind": "embridge.bind_config:BindConfig",
+    "extract": "embridge.encoders.runner:ExtractConfig",
+    "bind": "embridge.config.bind_config:BindConfig",
     "evaluate": "embridge.evaluation.runner:EvaluateConfig",
     "report": "embridge.report:ReportConfig",
     "sweep": "embridge.sweep:SweepConfig",
@@ -61,22 +61,6 @@ class Params:
             self.sections[name] = build_dataclass(_config_class(name), {}, f"{self.path}: {name}")
         return self.sections[name]
 
-    def method_params(self, method: str, block: dict | None = None, where: str | None = None, **overrides) -> dict:
-        """Checked constructor kwargs for `method`: `block` (default: its fit.<method> block), the
-        global seed, device and pairs.pairs_per_class where the method takes them (the block wins
-        over the globals), and `overrides` that are not None (they win over both)."""
-        from embridge.methods import METHODS
-
-        cls = METHODS[method]
-        accepted = cls.param_names()
-        kwargs = dict((self.fit.get(method) if block is None else block) or {})
-        globals_ = {"seed": self.seed, "device": self.device, "pairs_per_class": self.pairs.pairs_per_class}
-        for key, value in globals_.items():
-            if key not in kwargs and key in accepted:
-                kwargs[key] = value
-        kwargs.update({k: v for k, v in overrides.items() if v is not None and k in accepted})
-        return check_kwargs(cls, kwargs, where or f"{self.path}: fit.{method}")
-
 
 def _config_class(name: str):
     module, attr = SECTION_CONFIGS[name].split(":")
@@ -87,9 +71,10 @@ def parse_params(data: dict, path: str = "params.yaml", light: bool = False) -> 
     """Check a whole params mapping: every global key and every section present, so that a
     mistyped key anywhere stops whichever stage runs first, before it does any work.
 
-    light: skip the checks that import torch (device, method names and parameters), for the
-    prepare and extraction processes, which stay free of torch (the Whisper
-    encoder runs several times slower in a process where torch has run).
+    light: skip the check that imports torch (device), for the prepare and extraction processes,
+    which stay free of torch (the Whisper encoder runs several times slower in a process where
+    torch has run). Method names and their `fit.<method>` blocks are checked by the method
+    registry (`embridge.methods.check_params`), which configuration does not import.
     """
     allowed = list(GLOBAL_KEYS) + list(SECTION_CONFIGS)
     for key in data:
@@ -111,29 +96,15 @@ def parse_params(data: dict, path: str = "params.yaml", light: bool = False) -> 
     except ConfigError as exc:
         raise ConfigError(f"{path}: pairs.train: {exc}") from None
     if not light:
-        from embridge.device import resolve_device
+        from embridge.config.device import resolve_device
 
         try:
             resolve_device(p.device)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
-    if (p.methods or p.fit) and not light:
-        from embridge.methods import METHODS
-
-        for m in list(p.methods) + list(p.fit):
-            if m not in METHODS:
-                raise ConfigError(f"{path}: method {m!r} is not registered; known methods: {sorted(METHODS)}")
-        for m in p.fit:
-            p.method_params(m)
     for name in SECTION_CONFIGS:  # every section config imports no torch
         if name in data:
             p.sections[name] = build_dataclass(_config_class(name), data[name], f"{path}: {name}")
-    if "sweep" in p.sections and not light:
-        from embridge.methods import METHODS
-
-        for m in list(p.sections["sweep"].methods) + list(p.sections["sweep"].fit):
-            if m not in METHODS:
-                raise ConfigError(f"{path}: sweep: method {m!r} is not registered; known methods: {sorted(METHODS)}")
     return p
 
 

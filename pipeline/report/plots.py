@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from embridge.report import (
+from embridge.report.tables import (
     ReportConfig,
     headline_means,
     method_order,

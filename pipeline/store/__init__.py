@@ -1,0 +1,39 @@
+"""The embedding store: one folder of Parquet shards plus manifest.json per modality (design section 3).
+
+manifest (schema, manifest.json) -> writer (atomic shards) -> reader (streaming, zero-copy) -> checks ->
+table (EmbeddingTable in memory); validate, importer (your own arrays) and synth (C^3 data) build on them.
+"""
+
+from embridge.store.checks import TableChecker, bad_rows, check_matrix
+from embridge.store.manifest import (
+    DTYPES,
+    FORMAT_VERSION,
+    MANIFEST,
+    META_COLUMNS,
+    ROW_GROUP_ROWS,
+    ROWS_PER_SHARD,
+    SHARD_RE,
+    Manifest,
+    ShardInfo,
+    read_manifest,
+    schema,
+    shard_name,
+    write_manifest,
+)
+from embridge.store.reader import (
+    check_shard_schema,
+    embeddings_view,
+    iter_batches,
+    open_shard,
+    shard_paths,
+)
+from embridge.store.table import EmbeddingTable, list_tables, load_tables, read_table
+from embridge.store.writer import TableWriter, remove_stale_shards, to_arrow, write_shard
+
+__all__ = [
+    "DTYPES", "FORMAT_VERSION", "MANIFEST", "META_COLUMNS", "ROW_GROUP_ROWS", "ROWS_PER_SHARD", "SHARD_RE",
+    "EmbeddingTable", "Manifest", "ShardInfo", "TableChecker", "TableWriter", "bad_rows", "check_matrix",
+    "check_shard_schema", "embeddings_view", "iter_batches", "list_tables", "load_tables", "open_shard",
+    "read_manifest", "read_table", "remove_stale_shards", "schema", "shard_name", "shard_paths", "to_arrow",
+    "write_manifest", "write_shard",
+]

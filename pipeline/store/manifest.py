@@ -1,0 +1,108 @@
+"""A table's manifest.json and schema: the columns (design section 3), dims, dtypes and shard list.
+
+Columns: id string, split string (train|val|test), label int32 nullable, pair_id string nullable,
+embedding fixed_size_list<float32|float16>[d].
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+from embridge.errors import InputError
+from embridge.files import atomic_write_bytes, read_json
+
+MANIFEST = "manifest.json"
+SHARD_RE = re.compile(r"^part-(\d{5})\.parquet$")
+META_COLUMNS = ("id", "split", "label", "pair_id")
+DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
+ROWS_PER_SHARD = 131_072  # design section 7: 64k-128k rows per row group, shards of a few row groups
+ROW_GROUP_ROWS = 65_536
+FORMAT_VERSION = 1
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def schema(dim: int, dtype: str = "float32") -> pa.Schema:
+    """The Arrow schema of an embedding table with vectors of `dim` values of `dtype`."""
+    if dtype not in DTYPES:
+        raise InputError(f"embedding dtype {dtype!r}: expected one of {sorted(DTYPES)}")
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("split", pa.string(), nullable=False),
+            pa.field("label", pa.int32(), nullable=True),
+            pa.field("pair_id", pa.string(), nullable=True),
+            pa.field("embedding", pa.list_(DTYPES[dtype], dim), nullable=False),
+        ]
+    )
+
+
+@dataclass
+class ShardInfo:
+    file: str  # shard file name inside the table folder
+    num_rows: int
+
+
+@dataclass
+class Manifest:
+    modality: str
+    dim: int
+    dtype: str
+    num_rows: int
+    shards: list[ShardInfo]
+    encoder: str = ""
+    class_names: list[str] | None = None
+    versions: dict[str, str] = field(default_factory=dict)  # package -> version of the encoder stack
+    extra: dict = field(default_factory=dict)  # anything else a producer wants to record
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = MANIFEST) -> Manifest:
+        required = ("modality", "dim", "dtype", "num_rows", "shards")
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise InputError(f"{source}: missing key(s) {missing}; expected {list(required)}")
+        try:
+            shards = [ShardInfo(file=str(s["file"]), num_rows=int(s["num_rows"])) for s in d["shards"]]
+            dim, num_rows = int(d["dim"]), int(d["num_rows"])
+        except (TypeError, KeyError, ValueError) as exc:
+            raise InputError(f"{source}: malformed 'shards', 'dim' or 'num_rows' ({exc})") from None
+        if dim <= 0:
+            raise InputError(f"{source}: dim = {dim}, expected a positive integer")
+        if d["dtype"] not in DTYPES:
+            raise InputError(f"{source}: dtype = {d['dtype']!r}, expected one of {sorted(DTYPES)}")
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(
+            modality=str(d["modality"]),
+            dim=dim,
+            dtype=str(d["dtype"]),
+            num_rows=num_rows,
+            shards=shards,
+            **{k: d[k] for k in d if k in known and k not in required},
+        )
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def write_manifest(out_dir: str | Path, manifest: Manifest) -> None:
+    atomic_write_bytes(Path(out_dir) / MANIFEST, manifest.to_json().encode())
+
+
+def read_manifest(table_dir: str | Path) -> Manifest:
+    table_dir = Path(table_dir)
+    path = table_dir / MANIFEST
+    if not table_dir.is_dir():
+        raise InputError(f"{table_dir}: not a folder (expected an embedding table: part-*.parquet + {MANIFEST})")
+    d = read_json(path, f"{table_dir} is not a complete embedding table")
+    return Manifest.from_dict(d, source=str(path))
+
