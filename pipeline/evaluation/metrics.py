@@ -120,12 +120,20 @@ def retrieval_metrics(
     device: str = "cpu",
     where: str = "retrieval",
     fused: bool | None = None,
+    scan=None,
 ) -> dict:
     """R@k for k in ks, MRR (cut off at kmax) and mAP of queries xq (nq, d) against gallery xb (nb, d).
 
+    scan: None (this process), or an executor with the signature of `per_query` as its
+    `per_query` method (`distributed.RayScan`); the metrics are reduced here either way.
     Returns {"R@1": .., ..., "MRR": .., "mAP": .., "queries": evaluated queries, "gallery": nb}.
     """
-    per = per_query(xq, xb, q, b, kmax, tile, query_tile, score_budget, backend, device, where, fused)
+    if scan is not None:
+        xq, xb = check_search_inputs(xq, xb, kmax, where=where)
+        per = scan.per_query(xq, xb, q, b, kmax, tile=tile, query_tile=query_tile, score_budget=score_budget,
+                             backend=backend, device=device, where=where, fused=fused)
+    else:
+        per = per_query(xq, xb, q, b, kmax, tile, query_tile, score_budget, backend, device, where, fused)
     valid = per["m"] > 0
     out: dict = {"queries": int(valid.sum()), "gallery": int(xb.shape[0])}
     if not valid.any():

@@ -11,6 +11,7 @@ import json
 import math
 import zlib
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from itertools import combinations, permutations
 from pathlib import Path
@@ -47,6 +48,10 @@ class EvaluateConfig:
     max_pairs: int = 20_000  # at most this many pairs (seeded subsample) in C^3 / mutual-kNN statistics
     modalities: list[str] | None = None  # evaluate only these modalities (null: every table)
     decimals: int = 6  # floats in the JSON are rounded to this many decimals (byte-identical reruns)
+    executor: Literal["local", "ray"] = "local"  # ray: the retrieval scan's query blocks run on Ray workers
+    ray_address: str | None = None  # executor ray: null starts a local instance; "auto" or host:port joins a cluster
+    ray_workers: int = 0  # executor ray: tasks side by side (0: one per CPU, or per GPU)
+    ray_split: Literal["auto", "queries", "gallery"] = "auto"  # executor ray: auto = gallery across GPUs when >1
 
     def check(self) -> None:
         if not 1 <= self.kmax <= 1000:
@@ -66,6 +71,8 @@ class EvaluateConfig:
             raise ConfigError(f"mass = {self.mass}: expected 0 < mass <= 1")
         if not 0 <= self.decimals <= 12:
             raise ConfigError(f"decimals = {self.decimals}: expected 0..12")
+        if self.ray_workers < 0:
+            raise ConfigError(f"ray_workers = {self.ray_workers}: expected >= 0 (0 = one per CPU or GPU)")
 
 
 def _transform(method, table: EmbeddingTable, name: str) -> np.ndarray:
@@ -75,6 +82,15 @@ def _transform(method, table: EmbeddingTable, name: str) -> np.ndarray:
     if Z.ndim != 2 or Z.shape[0] != len(table):
         raise InputError(f"method {name!r}: transform({table.modality!r}) returned shape {Z.shape}, expected ({len(table)}, d)")
     return normalize(Z, f"method {name!r} output for {table.modality!r}")
+
+
+def _executor(cfg: EvaluateConfig):
+    """The retrieval scan's executor: a no-op context (this process) or a connected RayScan."""
+    if cfg.executor == "ray":
+        from embridge.evaluation.distributed import RayScan
+
+        return RayScan(address=cfg.ray_address, workers=cfg.ray_workers, split=cfg.ray_split)
+    return nullcontext()
 
 
 def _seed(seed: int, key: str) -> np.random.Generator:
@@ -123,11 +139,13 @@ def evaluate(
     search = {"backend": cfg.backend, "device": device}
 
     retrieval = {}
-    for a, b in permutations(mods, 2):
-        qk, bk = row_keys(test[a], test[b])
-        r = retrieval_metrics(Z[a], Z[b], qk, bk, ks=cfg.ks, kmax=cfg.kmax, tile=cfg.gallery_tile,
-                              query_tile=cfg.query_tile, score_budget=cfg.score_budget, where=f"{a}->{b}", **search)
-        retrieval[f"{a}->{b}"] = {"paired": is_paired(a, b, train_pairs), **r}
+    with _executor(cfg) as scan:
+        for a, b in permutations(mods, 2):
+            qk, bk = row_keys(test[a], test[b])
+            r = retrieval_metrics(Z[a], Z[b], qk, bk, ks=cfg.ks, kmax=cfg.kmax, tile=cfg.gallery_tile,
+                                  query_tile=cfg.query_tile, score_budget=cfg.score_budget, where=f"{a}->{b}",
+                                  scan=scan, **search)
+            retrieval[f"{a}->{b}"] = {"paired": is_paired(a, b, train_pairs), **r}
 
     zeroshot: dict = {m: {} for m in mods}
     for m, o in permutations(mods, 2):
