@@ -1,0 +1,101 @@
+"""Extraction on a Ray cluster: the shards still to encode become Ray actor tasks.
+
+Each actor holds one loaded encoder (one actor per GPU with `num_gpus=1`, or per group of CPU
+cores) and runs `ShardJob.run(k)`: decode and encode shard k, write part-0000k.parquet atomically
+with the extraction's fingerprint. The driver decides which shards are missing or stale (the same
+`shard_status` check as a local run), hands them out, and writes the manifest last, so a table is
+complete only when every shard is. A worker that dies mid-shard leaves at most a temp file (never
+a shard under its final name); Ray restarts the actor and runs the shard again
+(`max_restarts`, `max_task_retries`). Every shard is a pure function of (dataset, encoder, plan, k),
+so the table is byte-identical to a local run's, in any order, on any worker.
+
+The dataset's files and the output folder must be reachable under the same paths from every node
+(a shared filesystem) on a multi-node cluster; on one machine they are. Ray is imported only here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from embridge.errors import ConfigError, EmbridgeError
+
+MAX_RESTARTS = 3  # a dead actor is restarted this often (its pending shard is retried on the new one)
+
+
+class ShardActor:
+    """One encoder, loaded once, encoding shards on request (the Ray actor's class)."""
+
+    def __init__(self, dataset, encoder, plan, out_dir: str, decode_workers: int):
+        from embridge.encoders.shards import ShardJob
+
+        encoder.load()
+        self.job = ShardJob(dataset, encoder, plan, out_dir, workers=decode_workers)
+
+    def run(self, k: int):
+        return k, self.job.run(k)
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError('--executor ray needs Ray: pip install -e ".[ray]" (or pip install ray)') from None
+    return ray
+
+
+def actor_options(cpus: int, gpus: int, workers: int) -> tuple[int, dict]:
+    """(number of actors, options of each): one per GPU when the cluster has GPUs, else `workers`
+    actors (0: one per CPU) sharing the CPUs."""
+    if gpus:
+        n = workers or gpus
+        return n, {"num_gpus": 1, "num_cpus": max(1, cpus // n)}
+    n = workers or cpus
+    return n, {"num_cpus": max(1, cpus // n)}
+
+
+def run_shards(dataset, encoder, plan, out_dir: str | Path, todo: Iterable[int], address: str | None = None,
+               workers: int = 0, decode_workers: int = 2,
+               on_shard: Callable[[int, tuple], None] | None = None) -> dict[int, tuple]:
+    """Encode shards `todo` on Ray actors. `encoder` is an unloaded Encoder (each actor loads its own
+    copy). address: None starts a local Ray instance (shut down afterwards), "auto" or host:port joins
+    a running cluster. Returns {k: (rows written, skipped rows)}; on_shard(k, result) as each ends."""
+    todo = list(todo)
+    if not todo:
+        return {}
+    ray = import_ray()
+    started = False
+    if not ray.is_initialized():
+        try:
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"ray: cannot connect to {address or 'a new local instance'} ({exc})") from None
+        started = True
+    try:
+        res = ray.cluster_resources()
+        n, opts = actor_options(int(res.get("CPU", 1)), int(res.get("GPU", 0)), workers)
+        n = min(n, len(todo))
+        Actor = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS, **opts)(ShardActor)
+        refs = [ray.put(x) for x in (dataset, encoder, plan)]
+        actors = [Actor.remote(*refs, str(out_dir), decode_workers) for _ in range(n)]
+        from ray.util import ActorPool
+
+        pool = ActorPool(actors)
+        results = {}
+        for k, result in pool.map_unordered(lambda a, k: a.run.remote(k), todo):
+            results[k] = result
+            if on_shard:
+                on_shard(k, result)
+        return results
+    except ray.exceptions.RayTaskError as exc:  # the shard's own error (bad file, NaN output): say it plainly
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, EmbridgeError):
+            raise cause from None
+        raise
+    finally:
+        if started:
+            ray.shutdown()
