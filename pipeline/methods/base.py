@@ -175,6 +175,7 @@ class BridgeMethod:
             "dims": self.dims_,
             "train_pairs": self.train_pairs_,
             "state_info": self._state_info(),
+            "fit_info": getattr(self, "fit_info_", {}),  # per modality: pairs, rank, under-determined warning
             "versions": package_versions(),
             "format_version": FORMAT_VERSION,
         }
@@ -191,6 +192,7 @@ class BridgeMethod:
         obj.train_pairs_ = [list(p) for p in config["train_pairs"]]
         state.pop("_empty", None)
         obj._set_state(state, config.get("state_info", {}))
+        obj.fit_info_ = dict(config.get("fit_info", {}))
         obj.fitted_ = True
         return obj
 
