@@ -184,6 +184,7 @@ def evaluate(
         "zeroshot": zeroshot,
         "gap": gap,
         "alignment": alignment,
+        "fit_info": getattr(method, "fit_info_", {}),
         "notes": notes,
     }
     return rounded(out, cfg.decimals)
