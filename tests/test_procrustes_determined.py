@@ -102,3 +102,19 @@ def test_underdetermined_fits_warn_and_report():
             warnings.simplefilter("error", UserWarning)
             full = get_method(name).fit(t, "text", PAIRS)  # 320 instance pairs for 64 dims: no warning
         assert full.fit_info_["image"]["determined"]
+
+
+def test_fit_cli_prints_the_warning_and_writes_fit_info(tmp_path):
+    from click.testing import CliRunner
+    from embridge.stages.cli import cli
+
+    r = CliRunner().invoke(cli, ["synth", "--out", str(tmp_path / "s"), "--n", "300", "--no-rotate"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["fit", "--method", "procrustes", "--tables", str(tmp_path / "s"), "--pairs",
+                                 "image-text,audio-text", "--pairs-per-class", "2", "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "warning: procrustes: the fit of 'audio' is under-determined (20 pairs for 64 dimensions)" in r.output
+    import json
+
+    info = json.loads((tmp_path / "m" / "config.json").read_text())["fit_info"]
+    assert info["image"]["n_pairs"] == 20 and info["image"]["rank"] <= 19 and not info["image"]["determined"]
