@@ -49,7 +49,7 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # printed below from fit_info
             method.fit(tables, anchor, train_pairs)
-    for m, info in sorted(getattr(method, "fit_info_", {}).items()):
+    for _, info in sorted(getattr(method, "fit_info_", {}).items()):
         if info.get("warning"):
             click.echo(f"warning: {info['warning']}", err=True)
     metrics = evaluate(tables, method, train_pairs, cfg, name=method_name, seed=p.seed,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 from embridge.methods.anchored import AnchoredMap
 
-
 RANK_RTOL = 1e-9  # singular values of X^T Y below RANK_RTOL * the largest count as zero (not determined)
 
 

@@ -8,7 +8,6 @@ from embridge.store.checks import TableChecker
 from embridge.store.manifest import Manifest, read_manifest
 from embridge.store.reader import iter_batches
 
-
 REQUIRED_SPLITS = ("test",)  # what `import` writes and `evaluate` needs; train only for methods that fit
 
 
