@@ -13,22 +13,24 @@ from __future__ import annotations
 import numpy as np
 
 
-def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
-    """platonic-rep `compute_nearest_neighbors`: the k largest inner products of each row, self excluded
-    (its diagonal set to -1e8). X: (n, d) -> int64 (n, k), best first."""
-    S = X @ X.T
-    np.fill_diagonal(S, -1e8)
-    return np.argsort(-S, axis=1, kind="stable")[:, :k]
+def _knn_mask(K: np.ndarray, k: int) -> np.ndarray:
+    """1 at the k largest off-diagonal entries of each row of the kernel K (n, n), else 0: the sets of
+    platonic-rep's `compute_nearest_neighbors` (diagonal -1e8) and of cknna's topk (diagonal -inf)."""
+    Kh = K.copy()
+    np.fill_diagonal(Kh, -np.inf)
+    idx = np.argpartition(-Kh, k - 1, axis=1)[:, :k]  # the k best of each row, in any order (a set)
+    M = np.zeros_like(K)
+    M[np.arange(len(K))[:, None], idx] = 1.0
+    return M
+
+
+def _mutual(MK: np.ndarray, ML: np.ndarray, k: int) -> float:
+    return float(((MK * ML).sum(axis=1) / k).mean())
 
 
 def mutual_knn(A: np.ndarray, B: np.ndarray, k: int) -> float:
     """`AlignmentMetrics.mutual_knn`: mean over rows of |kNN_A(i) ∩ kNN_B(i)| / k. A, B: (n, d)."""
-    n = len(A)
-    ma, mb = np.zeros((n, n)), np.zeros((n, n))
-    rows = np.arange(n)[:, None]
-    ma[rows, knn_indices(A, k)] = 1.0
-    mb[rows, knn_indices(B, k)] = 1.0
-    return float(((ma * mb).sum(axis=1) / k).mean())
+    return _mutual(_knn_mask(A @ A.T, k), _knn_mask(B @ B.T, k), k)
 
 
 def hsic_biased(K: np.ndarray, L: np.ndarray) -> float:
@@ -51,28 +53,24 @@ def hsic_unbiased(K: np.ndarray, L: np.ndarray) -> float:
 
 def cka(A: np.ndarray, B: np.ndarray, unbiased: bool = False) -> float:
     """`AlignmentMetrics.cka` with kernel_metric='ip' (unbiased: `unbiased_cka`). A, B: (n, d)."""
-    K, L = A @ A.T, B @ B.T
+    return _cka(A @ A.T, B @ B.T, unbiased)
+
+
+def _cka(K: np.ndarray, L: np.ndarray, unbiased: bool) -> float:
     h = hsic_unbiased if unbiased else hsic_biased
     return float(h(K, L) / (np.sqrt(h(K, K) * h(L, L)) + 1e-6))
-
-
-def _knn_mask(K: np.ndarray, k: int) -> np.ndarray:
-    """1 at the k largest off-diagonal entries of each row of K (n, n) (the topk of K with -inf diagonal)."""
-    Kh = K.copy()
-    np.fill_diagonal(Kh, -np.inf)
-    idx = np.argsort(-Kh, axis=1, kind="stable")[:, :k]
-    M = np.zeros_like(K)
-    M[np.arange(len(K))[:, None], idx] = 1.0
-    return M
 
 
 def cknna(A: np.ndarray, B: np.ndarray, k: int) -> float:
     """`AlignmentMetrics.cknna` (topk=k, unbiased=True, distance_agnostic=False): unbiased CKA restricted
     to the pairs (i, j) that are mutual k-nearest neighbours in both spaces. A, B: (n, d); k >= 2."""
+    K, L = A @ A.T, B @ B.T
+    return _cknna(K, L, _knn_mask(K, k), _knn_mask(L, k), k)
+
+
+def _cknna(K: np.ndarray, L: np.ndarray, MK: np.ndarray, ML: np.ndarray, k: int) -> float:
     if k < 2:
         raise ValueError("CKNNA requires k >= 2")
-    K, L = A @ A.T, B @ B.T
-    MK, ML = _knn_mask(K, k), _knn_mask(L, k)
 
     def similarity(K, MK, L, ML):
         mask = MK * ML
@@ -88,8 +86,10 @@ def alignment_metrics(A: np.ndarray, B: np.ndarray, k: int = 10) -> dict[str, fl
     if n <= max(k, 3):
         return None
     A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
-    return {"n": int(n), "k": int(k), "mutual_knn": mutual_knn(A, B, k), "cka": cka(A, B),
-            "unbiased_cka": cka(A, B, unbiased=True), "cknna": cknna(A, B, k)}
+    K, L = A @ A.T, B @ B.T  # kernels and neighbour sets computed once, shared by the four metrics
+    MK, ML = _knn_mask(K, k), _knn_mask(L, k)
+    return {"n": int(n), "k": int(k), "mutual_knn": _mutual(MK, ML, k), "cka": _cka(K, L, False),
+            "unbiased_cka": _cka(K, L, True), "cknna": _cknna(K, L, MK, ML, k)}
 
 
 def pair_alignment(Xa: np.ndarray, Xb: np.ndarray, ta, tb, k: int = 10, max_pairs: int = 2000,

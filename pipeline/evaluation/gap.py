@@ -34,19 +34,27 @@ def centroid_gap(Xa: np.ndarray, Xb: np.ndarray) -> float:
     return float(np.linalg.norm(Xa.mean(axis=0, dtype=np.float64) - Xb.mean(axis=0, dtype=np.float64)))
 
 
-def effective_dim(X: np.ndarray, mass: float = 0.99, chunk: int = 65_536) -> int:
-    """Smallest r with sum(s[:r]) >= mass * sum(s), s the singular values of X - mean (X: (n, d)).
-
-    Singular values come from the eigenvalues of the d x d scatter matrix, accumulated in chunks;
-    those below 1e-6 of the largest count as zero (round-off of the square root of eigenvalues).
-    """
+def scatter_eigenvalues(X: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """Eigenvalues, descending, of the d x d scatter matrix (X - mean)^T (X - mean), accumulated in
+    chunks in float64. X: (n, d) -> (d,). Shared by both effective dimensions (one pass over X)."""
     n, d = X.shape
     mu = X.mean(axis=0, dtype=np.float64)
     G = np.zeros((d, d))
     for i in range(0, n, chunk):
         Xc = X[i : i + chunk].astype(np.float64) - mu
         G += Xc.T @ Xc  # (d, d)
-    s = np.sqrt(np.clip(np.linalg.eigvalsh(G)[::-1], 0.0, None))
+    return np.linalg.eigvalsh(G)[::-1]
+
+
+def effective_dim(X: np.ndarray, mass: float = 0.99, chunk: int = 65_536, eig: np.ndarray | None = None) -> int:
+    """Smallest r with sum(s[:r]) >= mass * sum(s), s the singular values of X - mean (X: (n, d)).
+
+    Singular values come from the eigenvalues of the d x d scatter matrix (`eig`, when already
+    computed by scatter_eigenvalues); those below 1e-6 of the largest count as zero (round-off of
+    the square root of eigenvalues).
+    """
+    eig = scatter_eigenvalues(X, chunk) if eig is None else eig
+    s = np.sqrt(np.clip(eig, 0.0, None))
     s[s < 1e-6 * s[0]] = 0.0  # eigenvalue round-off (~1e-16 lambda_max) is ~1e-8 s_max after the sqrt
     if s.sum() == 0:
         return 0
@@ -178,18 +186,15 @@ def c3_gap_statistics(Pa: np.ndarray, Pb: np.ndarray, group_size: int, perms: tu
     }
 
 
-def c3_effective_dim(X: np.ndarray, mass: float = 0.99, chunk: int = 65_536) -> int:
+def c3_effective_dim(X: np.ndarray, mass: float = 0.99, chunk: int = 65_536, eig: np.ndarray | None = None) -> int:
     """C^3's effective dimension: the smallest i with sum(s[:i]) / sum(s) > mass (strict), s the
-    singular values of torch.cov(X.T) (= its eigenvalues, ddof 1), in descending order. X: (n, d)."""
+    singular values of torch.cov(X.T) (= the absolute eigenvalues of the scatter / (n - 1): the
+    scale cancels in the ratio), in descending order. X: (n, d); eig: scatter_eigenvalues(X)."""
     n, d = X.shape
     if n < 2:
         return 0
-    mu = X.mean(axis=0, dtype=np.float64)
-    C = np.zeros((d, d))
-    for i in range(0, n, chunk):
-        Xc = X[i : i + chunk].astype(np.float64) - mu
-        C += Xc.T @ Xc
-    s = np.linalg.svd(C / (n - 1), compute_uv=False)  # descending
+    eig = scatter_eigenvalues(X, chunk) if eig is None else eig
+    s = np.sort(np.abs(eig))[::-1]  # singular values of a symmetric matrix
     if s.sum() == 0:
         return 0
     ratio = np.cumsum(s) / s.sum()

@@ -21,7 +21,12 @@ import numpy as np
 from embridge.config.modalities import SPLITS, is_paired
 from embridge.errors import ConfigError, InputError
 from embridge.evaluation.alignment import pair_alignment
-from embridge.evaluation.gap import c3_effective_dim, effective_dim, gap_diagnostics
+from embridge.evaluation.gap import (
+    c3_effective_dim,
+    effective_dim,
+    gap_diagnostics,
+    scatter_eigenvalues,
+)
 from embridge.evaluation.metrics import SCORE_BUDGET, retrieval_metrics
 from embridge.evaluation.relevance import check_label_spaces, row_keys
 from embridge.evaluation.search import GALLERY_TILE, QUERY_TILE, normalize
@@ -165,8 +170,9 @@ def evaluate(
         zeroshot[m][o] = zeroshot_accuracy(Z[m], test[m].labels, P, classes, cfg.zeroshot_ks)
 
     gap, alignment = {}, {}
-    eff = {m: effective_dim(Z[m], cfg.mass) for m in mods}  # one eigen-decomposition per modality
-    eff_c3 = {m: c3_effective_dim(Z[m], cfg.mass) for m in mods}
+    eig = {m: scatter_eigenvalues(Z[m]) for m in mods}  # one eigen-decomposition per modality
+    eff = {m: effective_dim(Z[m], cfg.mass, eig=eig[m]) for m in mods}
+    eff_c3 = {m: c3_effective_dim(Z[m], cfg.mass, eig=eig[m]) for m in mods}
     for a, b in combinations(mods, 2):
         key = f"{a}|{b}"
         gap[key] = {"paired": is_paired(a, b, train_pairs),
