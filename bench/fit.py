@@ -61,7 +61,7 @@ def bench_procrustes(n: int, dim: int, repeat: int) -> dict:
     X, Y = t["image"].X.astype(np.float64), t["text"].X.astype(np.float64)
     ours, scipy_ = [], []
     for _ in range(repeat):  # interleaved
-        s, (W, _S) = timed(lambda: orthogonal_procrustes(X, Y))
+        s, (W, _S, _r) = timed(lambda: orthogonal_procrustes(X, Y))
         ours.append(s)
         s, (R, _scale) = timed(lambda: scipy_procrustes(X, Y))
         scipy_.append(s)

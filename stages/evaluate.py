@@ -21,6 +21,8 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
     With --map the fitted method is loaded; without it, --method names a method that is fitted
     here on the tables' train split (meant for training-free methods such as raw).
     """
+    import warnings
+
     from embridge.config.device import resolve_device
     from embridge.config.modalities import parse_pairs
     from embridge.errors import ConfigError
@@ -44,9 +46,16 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
         if anchor not in tables:
             raise ConfigError(f"anchor {anchor!r} has no table in {tables_dir} (found {sorted(tables)}); pass --anchor")
         method = get_method(method_name, **(method_params(p, method_name) if params_path else {}))
-        method.fit(tables, anchor, train_pairs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # printed below from fit_info
+            method.fit(tables, anchor, train_pairs)
+    for _, info in sorted(getattr(method, "fit_info_", {}).items()):
+        if info.get("warning"):
+            click.echo(f"warning: {info['warning']}", err=True)
     metrics = evaluate(tables, method, train_pairs, cfg, name=method_name, seed=p.seed,
                        device=str(resolve_device(p.device)))
     write_metrics(metrics, out_path)
+    for note in metrics.get("notes", []):
+        click.echo(f"note: {note}", err=True)
     unpaired = [f"{k} R@1={v['R@1']}" for k, v in metrics["retrieval"].items() if not v["paired"]]
     click.echo(f"{metrics['method']}: wrote {out_path}" + (f" (unpaired: {', '.join(unpaired)})" if unpaired else ""))

@@ -16,6 +16,7 @@ import click
 def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, device, out_dir):
     """Fit METHOD on the train rows of TABLES using only PAIRS; command-line flags override params.yaml."""
     import time
+    import warnings
 
     from embridge.config.modalities import parse_pairs
     from embridge.errors import ConfigError
@@ -31,7 +32,11 @@ def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, d
     anchor = anchor or p.anchor
     pair_list = parse_pairs(pairs if pairs is not None else p.pairs.train, modalities=tables)
     t0 = time.perf_counter()
-    est.fit(tables, anchor, pair_list)
+    with warnings.catch_warnings(record=True) as caught:  # under-determined fits: printed, also in fit_info
+        warnings.simplefilter("always", UserWarning)
+        est.fit(tables, anchor, pair_list)
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
     est.save(out_dir)
     click.echo(f"fit {method}: {sorted(tables)} -> {anchor} space on {['-'.join(q) for q in pair_list]} "
                f"in {time.perf_counter() - t0:.1f} s; wrote {out_dir}/config.json, state.safetensors")

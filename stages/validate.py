@@ -5,8 +5,8 @@ import click
 
 @click.command("validate")
 @click.argument("table_dirs", nargs=-1, required=True, type=click.Path())
-@click.option("--require-splits", default="train,test", show_default=True,
-              help="Comma-separated splits that must have rows ('' for none).")
+@click.option("--require-splits", default="test", show_default=True,
+              help="Comma-separated splits that must have rows ('' for none; train,test before fitting).")
 def cli(table_dirs, require_splits):
     """Check embedding tables: manifest, shards, schema, dimension, NaN/Inf, zero rows, duplicate ids, splits.
 

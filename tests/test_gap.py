@@ -104,10 +104,16 @@ def test_mutual_knn_bruteforce():
     Na, Nb = nn(A), nn(B)
     np.testing.assert_array_equal(neighbours(A, k), Na)
     want = np.mean([len(set(Na[i]) & set(Nb[i])) / k for i in range(60)])
-    got, shuffled = mutual_knn(A, B, k, np.random.default_rng(6))
+    got, shuffled, spread = mutual_knn(A, B, k, np.random.default_rng(6), draws=1)
     assert got == pytest.approx(want)
     perm = np.random.default_rng(6).permutation(60)
     Nbs = nn(B[perm])
-    assert shuffled == pytest.approx(np.mean([len(set(Na[i]) & set(Nbs[i])) / k for i in range(60)]))
+    assert shuffled == pytest.approx(np.mean([len(set(Na[i]) & set(Nbs[i])) / k for i in range(60)])) and spread == 0
+    rng, draws = np.random.default_rng(7), []
+    for _ in range(5):
+        Nbs = nn(B[rng.permutation(60)])
+        draws.append(np.mean([len(set(Na[i]) & set(Nbs[i])) / k for i in range(60)]))
+    _, mean5, std5 = mutual_knn(A, B, k, np.random.default_rng(7), draws=5)
+    assert (mean5, std5) == pytest.approx((np.mean(draws), np.std(draws, ddof=1)))
     assert mutual_knn(A, A, k, np.random.default_rng(0))[0] == 1.0
     assert mutual_knn(A[:5], B[:5], k, np.random.default_rng(0)) is None

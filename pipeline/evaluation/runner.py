@@ -2,7 +2,7 @@
 
 The result follows the `metrics/<method>.json` schema of the design (section 6):
 {"method", "config", "train_pairs", "retrieval": {"a->b": {...}}, "zeroshot": {"a": {"b": {...}}},
-"gap": {"a|b": {...}}}; `dumps` makes it byte-identical across runs (sorted keys, rounded floats).
+"gap": {"a|b": {...}}, "alignment": {"a|b": {...} | null}, "notes": [...]}; `dumps` makes it byte-identical across runs (sorted keys, rounded floats).
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from typing import Literal
 import numpy as np
 from embridge.config.modalities import SPLITS, is_paired
 from embridge.errors import ConfigError, InputError
-from embridge.evaluation.gap import effective_dim, gap_diagnostics
+from embridge.evaluation.alignment import pair_alignment
+from embridge.evaluation.gap import (
+    c3_effective_dim,
+    effective_dim,
+    gap_diagnostics,
+    scatter_eigenvalues,
+)
 from embridge.evaluation.metrics import SCORE_BUDGET, retrieval_metrics
 from embridge.evaluation.relevance import check_label_spaces, row_keys
 from embridge.evaluation.search import GALLERY_TILE, QUERY_TILE, normalize
@@ -43,7 +49,9 @@ class EvaluateConfig:
     query_tile: int = QUERY_TILE  # queries per search tile
     score_budget: int = SCORE_BUDGET  # scores per block in the mAP counting pass (~17 bytes each)
     group_size: int = 100  # pairs per group in the C^3 gap statistics (Zhang et al. 2024 use 100)
-    mutual_k: int = 10  # k of the mutual-kNN alignment score
+    mutual_k: int = 10  # k of the mutual-kNN alignment score and of platonic-rep's alignment metrics
+    shuffle_draws: int = 10  # re-pairings averaged in the shuffled mutual-kNN baseline (mean and std reported)
+    alignment_max_pairs: int = 2000  # at most this many instance pairs (seeded) in alignment (dense n x n kernels)
     mass: float = 0.99  # share of singular-value mass that defines the effective dimension, in (0, 1]
     max_pairs: int = 20_000  # at most this many pairs (seeded subsample) in C^3 / mutual-kNN statistics
     modalities: list[str] | None = None  # evaluate only these modalities (null: every table)
@@ -64,7 +72,8 @@ class EvaluateConfig:
         for name in ("split", "prototype_split"):
             if getattr(self, name) not in SPLITS:
                 raise ConfigError(f"{name} = {getattr(self, name)!r}: expected one of {list(SPLITS)}")
-        for name in ("gallery_tile", "query_tile", "score_budget", "group_size", "mutual_k", "max_pairs"):
+        for name in ("gallery_tile", "query_tile", "score_budget", "group_size", "mutual_k", "max_pairs",
+                     "shuffle_draws", "alignment_max_pairs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} = {getattr(self, name)}: expected a positive integer")
         if not 0 < self.mass <= 1:
@@ -148,6 +157,11 @@ def evaluate(
             retrieval[f"{a}->{b}"] = {"paired": is_paired(a, b, train_pairs), **r}
 
     zeroshot: dict = {m: {} for m in mods}
+    notes = []
+    no_proto = [m for m in mods if Zp[m] is None]
+    if no_proto:
+        notes.append(f"zero-shot skipped for prototypes of {no_proto}: no labelled rows in split "
+                     f"{cfg.prototype_split!r} (class prototypes come from there)")
     for m, o in permutations(mods, 2):
         if Zp[o] is None:
             zeroshot[m][o] = None  # no labelled prototype rows in modality o
@@ -155,14 +169,19 @@ def evaluate(
         P, classes = prototypes(*Zp[o])
         zeroshot[m][o] = zeroshot_accuracy(Z[m], test[m].labels, P, classes, cfg.zeroshot_ks)
 
-    gap = {}
-    eff = {m: effective_dim(Z[m], cfg.mass) for m in mods}  # one eigen-decomposition per modality
+    gap, alignment = {}, {}
+    eig = {m: scatter_eigenvalues(Z[m]) for m in mods}  # one eigen-decomposition per modality
+    eff = {m: effective_dim(Z[m], cfg.mass, eig=eig[m]) for m in mods}
+    eff_c3 = {m: c3_effective_dim(Z[m], cfg.mass, eig=eig[m]) for m in mods}
     for a, b in combinations(mods, 2):
         key = f"{a}|{b}"
         gap[key] = {"paired": is_paired(a, b, train_pairs),
                     **gap_diagnostics(Z[a], Z[b], test[a], test[b], cfg.group_size, cfg.mutual_k, cfg.mass,
-                                      cfg.max_pairs, _seed(seed, key), (eff[a], eff[b]), tile=cfg.gallery_tile,
-                                      query_tile=cfg.query_tile, **search)}
+                                      cfg.max_pairs, _seed(seed, key), (eff[a], eff[b]), (eff_c3[a], eff_c3[b]),
+                                      cfg.shuffle_draws, tile=cfg.gallery_tile, query_tile=cfg.query_tile,
+                                      **search)}
+        alignment[key] = pair_alignment(Z[a], Z[b], test[a], test[b], cfg.mutual_k, cfg.alignment_max_pairs,
+                                        _seed(seed, "alignment " + key))
     out = {
         "method": name,
         "config": {**asdict(cfg), "modalities": mods, "seed": seed},
@@ -170,6 +189,9 @@ def evaluate(
         "retrieval": retrieval,
         "zeroshot": zeroshot,
         "gap": gap,
+        "alignment": alignment,
+        "fit_info": getattr(method, "fit_info_", {}),
+        "notes": notes,
     }
     return rounded(out, cfg.decimals)
 

@@ -3,6 +3,8 @@ modality onto the anchor, fitted on its anchor pairs; C^3 collapse/corrupt optio
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from embridge.errors import ConfigError
 from embridge.methods.base import BridgeMethod
@@ -18,6 +20,10 @@ class AnchoredMap(BridgeMethod):
 
     Common parameters: pairs_per_class (0 = all), seed, collapse (C^3 mean removal on every
     modality, fit and transform), corrupt_sigma (C^3 noise on the fitting inputs only).
+
+    fit_info_ = {modality: {n_pairs, dim, rank, determined, ...}} says how well the pairs fix each
+    map; an under-determined fit (fewer pairs than dimensions, or a rank below the dimension) has a
+    `warning`, also raised as a UserWarning and printed by `embridge fit` / `evaluate`.
     """
 
     def _common_check(self) -> None:
@@ -33,6 +39,7 @@ class AnchoredMap(BridgeMethod):
         self._common_check()
         self.mean_ = {m: modality_mean(t.X) for m, t in train.items()} if self.collapse else {}
         self.maps_: dict[str, dict[str, np.ndarray]] = {}
+        self.fit_info_: dict[str, dict] = {}
         rng = np.random.default_rng([self.seed, 15485863])
         Ya = self._prep(train[anchor].X, anchor)
         for m in sorted(train):
@@ -48,6 +55,25 @@ class AnchoredMap(BridgeMethod):
 
     def _fit_pair(self, modality: str, X_src: np.ndarray, Y_tgt: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def note_fit(self, modality: str, n_pairs: int, dim: int, rank: int, determined: bool, **extra) -> None:
+        """Record in fit_info_ how well the pairs determine modality's map; warn when they do not."""
+        info = {"n_pairs": int(n_pairs), "dim": int(dim), "rank": int(rank), "determined": bool(determined)}
+        info.update({k: v for k, v in extra.items() if v is not None})
+        if not determined:
+            why = f"{n_pairs} pairs for {dim} dimensions" if n_pairs < dim else f"rank {rank} < {dim} dimensions"
+            rest = extra.get("complement") or "the ridge decides the directions the pairs do not fix"
+            info["warning"] = f"{self.name}: the fit of {modality!r} is under-determined ({why}); {rest}"
+            warnings.warn(info["warning"], UserWarning, stacklevel=3)
+        self.fit_info_[modality] = info
+
+    @staticmethod
+    def rank(X: np.ndarray) -> int:
+        """Numerical rank of X (p, d) (singular values above 1e-9 of the largest)."""
+        if len(X) == 0:
+            return 0
+        S = np.linalg.svd(X, compute_uv=False)
+        return int(np.sum(S > 1e-9 * S[0])) if S[0] > 0 else 0
 
     def _map(self, X: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError

@@ -46,9 +46,10 @@ def package_versions() -> dict[str, str]:
 
 
 def check_fit_inputs(
-    tables: dict[str, EmbeddingTable], anchor: str, train_pairs: Iterable[tuple[str, str]]
+    tables: dict[str, EmbeddingTable], anchor: str, train_pairs: Iterable[tuple[str, str]], need_train: bool = True
 ) -> list[tuple[str, str]]:
-    """Validate fit's arguments; return the pairs as sorted tuples. Raises ConfigError / InputError."""
+    """Validate fit's arguments; return the pairs as sorted tuples. Raises ConfigError / InputError.
+    need_train=False (a method that learns nothing from rows) accepts tables without train rows."""
     if not isinstance(tables, dict) or not tables:
         raise InputError("fit: expected a non-empty dict {modality: EmbeddingTable}")
     if anchor not in tables:
@@ -71,8 +72,9 @@ def check_fit_inputs(
     for m, t in tables.items():
         if not isinstance(t, EmbeddingTable):
             raise InputError(f"fit: tables[{m!r}] is a {type(t).__name__}, expected an EmbeddingTable")
-        if not (t.split == "train").any():
-            raise InputError(f"fit: modality {m!r} has no rows in split 'train'")
+        if need_train and not (t.split == "train").any():
+            raise InputError(f"fit: modality {m!r} has no rows in split 'train' (without train rows only "
+                             f"training-free methods run: raw, or collapse with precomputed means)")
         check_matrix(t.X, f"{m} embeddings")
     return pairs
 
@@ -82,6 +84,7 @@ class BridgeMethod:
     ``_set_state`` (and ``_state_info`` when the state needs more than arrays to rebuild)."""
 
     name: str = ""
+    needs_train: bool = True  # False: fit reads no rows (training-free), so tables may be all test rows
 
     # ------------------------------------------------------------------ parameters
     @classmethod
@@ -103,7 +106,7 @@ class BridgeMethod:
     ) -> BridgeMethod:
         """Learn the map of every modality in ``tables`` into ``anchor``'s space from their
         ``train`` rows, using only the modality pairs in ``train_pairs``. Returns self."""
-        pairs = check_fit_inputs(tables, anchor, train_pairs)
+        pairs = check_fit_inputs(tables, anchor, train_pairs, self.needs_train)
         train = {m: t.select_split("train") for m, t in tables.items()}
         self.anchor_ = anchor
         self.modalities_ = sorted(train)
@@ -175,6 +178,7 @@ class BridgeMethod:
             "dims": self.dims_,
             "train_pairs": self.train_pairs_,
             "state_info": self._state_info(),
+            "fit_info": getattr(self, "fit_info_", {}),  # per modality: pairs, rank, under-determined warning
             "versions": package_versions(),
             "format_version": FORMAT_VERSION,
         }
@@ -191,6 +195,7 @@ class BridgeMethod:
         obj.train_pairs_ = [list(p) for p in config["train_pairs"]]
         state.pop("_empty", None)
         obj._set_state(state, config.get("state_info", {}))
+        obj.fit_info_ = dict(config.get("fit_info", {}))
         obj.fitted_ = True
         return obj
 

@@ -77,6 +77,8 @@ class CCA(AnchoredMap):
             raise ConfigError(f"cca.k = {self.k}: expected >= 1")
         if self.ridge <= 0:
             raise ConfigError(f"cca.ridge = {self.ridge}: expected > 0 (the covariances must be invertible)")
+        r = self.rank(X_src - X_src.mean(axis=0))
+        self.note_fit(modality, n_pairs=len(X_src), dim=X_src.shape[1], rank=r, determined=r >= X_src.shape[1])
         A, B, rho, mu_x, mu_y, Cyy = cca_solve(X_src, Y_tgt, self.k, self.ridge)
         return {"A": A, "B_back": Cyy @ B, "rho": rho, "mu_x": mu_x, "mu_y": mu_y}
 

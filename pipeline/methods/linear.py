@@ -44,7 +44,10 @@ class Linear(AnchoredMap):
             raise ConfigError(f"linear.alpha = {self.alpha}: expected >= 0")
         mu_x = X_src.mean(axis=0) if self.center else np.zeros(X_src.shape[1])
         mu_y = Y_tgt.mean(axis=0) if self.center else np.zeros(Y_tgt.shape[1])
-        W = ridge(X_src - mu_x, Y_tgt - mu_y, self.alpha)
+        Xc = X_src - mu_x
+        r = self.rank(Xc)
+        self.note_fit(modality, n_pairs=len(X_src), dim=X_src.shape[1], rank=r, determined=r >= X_src.shape[1])
+        W = ridge(Xc, Y_tgt - mu_y, self.alpha)
         return {"W": W, "mu_x": mu_x, "mu_y": mu_y}
 
     def _map(self, X, st):

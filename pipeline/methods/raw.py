@@ -11,6 +11,7 @@ class Raw(BridgeMethod):
     """Identity map. Every modality must already live in the anchor's dimension (a unified space)."""
 
     name = "raw"
+    needs_train = False
 
     def __init__(self) -> None:
         pass

@@ -45,6 +45,9 @@ def load_array(path: str | Path, key: str | None = None) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
+            if key is not None:
+                raise InputError(f"{path}: a .npy file holds one array and has no keys, so ':{key}' names nothing; "
+                                 f"pass {path} without ':{key}' (keys select arrays in .npz, .parquet, .safetensors)")
             return np.load(path, allow_pickle=False)
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
@@ -166,6 +169,12 @@ def import_embeddings(spec: ImportSpec) -> Manifest:
     X = load_array(emb_path, emb_key)
     if X.dtype == object:
         raise InputError(f"{emb_path}: expected a numeric array of shape (n, d), got text/objects")
+    if X.ndim == 3:
+        raise InputError(
+            f"{emb_path}: expected a 2-D array of shape (n, d), got a 3-D array of shape {X.shape}; select one "
+            f"slice and save it as 2-D, e.g. np.save('one.npy', X[:, 0, :]) (slice 0 of axis 1; or X.mean(axis=1) "
+            f"to pool), then import one.npy"
+        )
     if X.ndim != 2:
         raise InputError(f"{emb_path}: expected a 2-D array of shape (n, d), got shape {X.shape}")
     n = X.shape[0]
@@ -209,6 +218,11 @@ def import_embeddings(spec: ImportSpec) -> Manifest:
         if len(bad):
             raise InputError(f"{split_path}: row {bad[0]} has split {split[bad[0]]!r}; expected 'train' or 'test'")
 
+    if not (split == "test").any():  # the rule of `embridge validate` (and evaluate): test rows are required
+        raise InputError(
+            f"{split_path or emb_path}: no row in split 'test' ({n} rows); evaluation needs test rows "
+            f"(train rows are needed only by methods that fit)"
+        )
     writer = TableWriter(
         spec.out, spec.modality, X.shape[1], spec.dtype, encoder=spec.encoder, class_names=class_names,
         extra={"source": str(emb_path)},
