@@ -14,10 +14,15 @@ def cli(table_dirs, require_splits):
     """
     from pathlib import Path
 
+    from embridge.config.modalities import SPLITS
+    from embridge.errors import ConfigError
     from embridge.store import MANIFEST, list_tables
     from embridge.store.validate import validate_table
 
-    splits = tuple(s for s in require_splits.split(",") if s)
+    splits = tuple(s.strip() for s in require_splits.split(",") if s.strip())
+    for s in splits:
+        if s not in SPLITS:
+            raise ConfigError(f"--require-splits {require_splits[:80]!r}: split {s[:40]!r} is not one of {list(SPLITS)}")
     for d in table_dirs:
         targets = [Path(d)] if (Path(d) / MANIFEST).exists() or not Path(d).is_dir() else list(list_tables(d).values())
         for t in targets:
