@@ -104,12 +104,15 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
-def check_no_input_inside(out: str | Path, inputs: Iterable[str | Path], flag: str = "--out") -> None:
-    """An input is never an output: refuse an `out` that is, holds or lies inside one of `inputs`."""
+def check_no_input_inside(
+    out: str | Path, inputs: Iterable[str | Path], flag: str = "--out", nested: bool = False
+) -> None:
+    """An input is never an output: refuse an `out` that is one of `inputs` or holds one (writing it
+    would replace the input); with `nested`, also an `out` inside an input folder."""
     out = Path(out)
     for inp in inputs:
         inp = Path(inp)
-        if _inside(inp, out) or _inside(out, inp):
+        if _inside(inp, out) or (nested and _inside(out, inp)):
             raise OutputError(
                 f"{inp}: is an input of this command and {flag} {out} would write over it; "
                 f"choose an {flag} outside the inputs"

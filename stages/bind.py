@@ -24,7 +24,7 @@ def cli(features, out_root, params_file, method):
     cfg = p.section("bind")
     if method:
         cfg = dataclasses.replace(cfg, method=method)
-    check_no_input_inside(out_root, [features], flag="--out")  # an input is never an output
+    check_no_input_inside(out_root, [features], nested=True)  # an input is never an output
     tables = load_tables(features)
     for m in tables:  # before any work: each out_root/<m> is absent, empty or a table
         check_output_dir(Path(out_root) / m, is_table_file if (Path(out_root) / m / MANIFEST).is_file() else (lambda n: False))
