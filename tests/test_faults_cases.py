@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from embridge.store import read_manifest, read_table
+from embridge.store import MANIFEST, read_manifest, read_table
 from embridge.store.synth import SynthConfig, write_synthetic
 
 from tests.pipeline_repo import env
@@ -173,7 +173,7 @@ def test_05_evaluate_pairs_must_match_the_map(tables, tmp_path):
 
 
 def test_06_incomplete_table_is_an_error(tables, tmp_path):
-    (tables / "audio" / "manifest.json").unlink()  # what an interrupted import leaves: shards, no manifest
+    (tables / "audio" / MANIFEST).unlink()  # what an interrupted import leaves: shards, no manifest
     refused(embridge("validate", tables), str(tables / "audio"), "incomplete")
     out = tmp_path / "m.json"
     refused(embridge("evaluate", "--tables", tables, "--method", "raw", "--out", out), str(tables / "audio"))
@@ -300,10 +300,10 @@ def test_13_paths_from_data_are_confined(tmp_path, tables):
     refused(embridge("import", "--modality", "../x", "--embeddings", tmp_path / "none.npy", "--out", tmp_path / "o"),
             "modality name")
 
-    m = json.loads((tables / "text" / "manifest.json").read_text())
+    m = json.loads((tables / "text" / MANIFEST).read_text())
     m["shards"][0]["file"] = "../audio/part-00000.parquet"
-    (tables / "text" / "manifest.json").write_text(json.dumps(m))
-    refused(embridge("validate", tables / "text"), "manifest.json", "../audio/part-00000.parquet")
+    (tables / "text" / MANIFEST).write_text(json.dumps(m))
+    refused(embridge("validate", tables / "text"), MANIFEST, "../audio/part-00000.parquet")
 
 
 # ----------------------------------------------------------------------------- crashes and resources
@@ -353,7 +353,7 @@ def test_14_bad_params_are_one_error_line(tables, tmp_path, text, needles):
 
 
 def test_14_bad_inputs_are_one_error_line(tables, tmp_path):
-    mpath = tables / "text" / "manifest.json"
+    mpath = tables / "text" / MANIFEST
     m = json.loads(mpath.read_text())
     m["class_names"] = 5
     mpath.write_text(json.dumps(m))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import inspect
 import math
 import re
@@ -30,17 +31,13 @@ def quote(value: Any) -> str:
     return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 3] + "..."
 
 
-# YAML 1.1 (PyYAML) reads 1e-3 as a string: it wants a dot in the mantissa and a sign in the
-# exponent. This is YAML 1.2's float (the spelling the README and most users write), plus .inf/.nan.
-_FLOAT_RE = re.compile(
-    r"""^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""",
-    re.X,
-)
+# YAML 1.1 (PyYAML) reads 1e-3 as a string: its floats need a dot in the mantissa and a sign in the
+# exponent. This resolver, tried after PyYAML's own (so ints and dotted floats resolve as before),
+# reads any number with an exponent (1e-3, 2E5, 1.5e3) as a float, as YAML 1.2 does.
+_FLOAT_RE = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
 
 
+@functools.cache
 def _yaml_loader():
     import yaml
 
