@@ -16,3 +16,7 @@ class ConfigError(EmbridgeError):
 
 class NotFittedError(EmbridgeError):
     """transform/save was called on a method before fit."""
+
+
+class OutputError(EmbridgeError):
+    """An output could not be written (full disk, no permission) or would replace what it must not."""

@@ -11,17 +11,23 @@ import click
 def cli(features, out_root, params_file, method):
     """Project every non-anchor modality onto the anchor's space with a head trained on sparse train pairs."""
     import dataclasses
+    from pathlib import Path
 
     from embridge.bind import bind_tables, write_unified
     from embridge.config.modalities import parse_pairs
+    from embridge.files import check_no_input_inside, check_output_dir
     from embridge.stages.params import load_params
-    from embridge.store import load_tables
+    from embridge.store import MANIFEST, load_tables
+    from embridge.store.manifest import is_table_file
 
     p = load_params(params_file)
     cfg = p.section("bind")
     if method:
         cfg = dataclasses.replace(cfg, method=method)
+    check_no_input_inside(out_root, [features], nested=True)  # an input is never an output
     tables = load_tables(features)
+    for m in tables:  # before any work: each out_root/<m> is absent, empty or a table
+        check_output_dir(Path(out_root) / m, is_table_file if (Path(out_root) / m / MANIFEST).is_file() else (lambda n: False))
     pairs = parse_pairs(p.pairs.train, modalities=tables)
     Z = bind_tables(tables, p.anchor, pairs, cfg, pairs_per_class=p.pairs.pairs_per_class, seed=p.seed, device=p.device)
     write_unified(tables, Z, out_root, cfg)

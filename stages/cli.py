@@ -54,6 +54,13 @@ def cli() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+MESSAGE_CHARS = 1500  # an error line quotes at most this much
+
+
+def _capped(message: str) -> str:
+    return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS] + " ... (message cut)"
+
+
 def main() -> None:
     """Console entry point: EmbridgeError becomes a one-line message and exit code 1, never a traceback."""
     from embridge.errors import EmbridgeError
@@ -67,7 +74,11 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except EmbridgeError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_capped(str(exc))}", err=True)
+        sys.exit(1)
+    except OSError as exc:  # a write the library did not wrap (a full disk, a read-only folder): one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

@@ -27,19 +27,29 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
     from embridge.config.modalities import parse_pairs
     from embridge.errors import ConfigError
     from embridge.evaluation.runner import evaluate, write_metrics
+    from embridge.files import check_no_input_inside, check_output_file
     from embridge.methods import get_method, load_method, method_params
     from embridge.stages.params import load_params
     from embridge.store import load_tables
 
     p = load_params(params_path)
     cfg = p.section("evaluate")
+    check_output_file(out_path)  # before any work
+    check_no_input_inside(out_path, [tables_dir] + ([map_dir] if map_dir else []))
+    method = load_method(map_dir) if map_dir else None
     tables = load_tables(tables_dir)
-    if pairs is None and params_path is None:
-        click.echo("note: no --pairs and no --params: every modality pair is marked unpaired", err=True)
-    train_pairs = parse_pairs(pairs if pairs is not None else (p.pairs.train if params_path else []), modalities=tables)
-    if map_dir:
-        method = load_method(map_dir)
+    if method is not None:  # the map's training pairs decide what is paired
+        train_pairs = [tuple(sorted(q)) for q in method.train_pairs_]
+        if pairs is not None and set(parse_pairs(pairs, modalities=tables)) != set(train_pairs):
+            raise ConfigError(
+                f"--pairs {pairs}: the map {map_dir} was fitted on {['-'.join(q) for q in train_pairs]}, and its "
+                f"training pairs decide what is paired; drop --pairs or give the same pairs"
+            )
     else:
+        if pairs is None and params_path is None:
+            click.echo("note: no --pairs and no --params: every modality pair is marked unpaired", err=True)
+        train_pairs = parse_pairs(pairs if pairs is not None else (p.pairs.train if params_path else []), modalities=tables)
+    if method is None:
         if method_name is None:
             raise ConfigError("evaluate: give --map MAPDIR (a fitted method) or --method NAME (fitted here, e.g. raw)")
         anchor = anchor or p.anchor

@@ -17,16 +17,22 @@ def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, d
     """Fit METHOD on the train rows of TABLES using only PAIRS; command-line flags override params.yaml."""
     import time
     import warnings
+    from pathlib import Path
 
     from embridge.config.modalities import parse_pairs
     from embridge.errors import ConfigError
+    from embridge.files import check_no_input_inside, check_output_dir
     from embridge.methods import METHODS, get_method, method_params
+    from embridge.methods.base import CONFIG, is_map_file
     from embridge.stages.params import load_params
     from embridge.store import load_tables
 
     if method not in METHODS:
         raise ConfigError(f"method {method!r} does not exist; available methods: {sorted(METHODS)}")
     p = load_params(params_file)
+    # the output is checked before any work: never an input, never a folder of someone else's files
+    check_no_input_inside(out_dir, [tables_dir] + ([params_file] if params_file else []))
+    check_output_dir(out_dir, is_map_file if (Path(out_dir) / CONFIG).is_file() else (lambda name: False))
     est = get_method(method, **method_params(p, method, seed=seed, device=device, pairs_per_class=pairs_per_class))
     tables = load_tables(tables_dir)
     anchor = anchor or p.anchor

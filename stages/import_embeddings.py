@@ -7,7 +7,7 @@ import click
 @click.option("--modality", required=True, help="Modality name of these embeddings (e.g. audio, image, depth).")
 @click.option("--embeddings", required=True, help="FILE[:KEY] with an (n, d) array: .npy, .npz:ARRAY, .parquet:COLUMN, .safetensors:TENSOR.")
 @click.option("--labels", default=None, help="FILE[:KEY] with one class index or class name per row (.npy/.npz/.parquet/.safetensors/.txt/.csv).")
-@click.option("--class-names", default=None, type=click.Path(), help="Text file with one class name per line, for integer labels.")
+@click.option("--class-names", default=None, type=click.Path(), help="Text file with one class name per line: integer label c is the c-th name; string labels are matched by name.")
 @click.option("--ids", default=None, help="FILE[:KEY] with one unique id per row (default: <modality>-<row>).")
 @click.option("--pair-ids", default=None, help="FILE[:KEY] with a pair id per row (empty = unpaired); equal ids across modalities are true pairs.")
 @click.option("--split", default=None, help="FILE[:KEY] with 'train' or 'test' per row (else --test-fraction).")
@@ -15,7 +15,8 @@ import click
 @click.option("--seed", default=0, show_default=True, help="Seed of the train/test split.")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True, help="Storage dtype.")
 @click.option("--encoder", default="imported", show_default=True, help="Name of the model that made the embeddings (recorded in the manifest).")
-@click.option("--out", required=True, type=click.Path(), help="Output table folder, e.g. features/audio.")
+@click.option("--out", required=True, type=click.Path(), help="Output table folder, e.g. features/audio (replaced whole once the new table is complete).")
+@click.option("--overwrite", is_flag=True, help="Replace an --out folder that holds files embridge did not write there (they are deleted).")
 def cli(**kw):
     """Turn your own embeddings (ImageBind, LanguageBind, CLIP, ...) into an embedding table.
 

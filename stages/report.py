@@ -11,9 +11,11 @@ import click
 def cli(metrics_dir, out_dir, params_path):
     """Gather every method's metrics into OUT/summary.md (unpaired pairs first, changes against raw,
     best per column in bold), OUT/summary.json and OUT/plots/*.png."""
+    from embridge.files import check_output_dir
     from embridge.report import build_report
     from embridge.stages.params import load_params
 
     cfg = load_params(params_path).section("report")
+    check_output_dir(out_dir, lambda name: True)  # before any work: a folder (or none yet), not a file
     for path in build_report(metrics_dir, out_dir, cfg):
         click.echo(f"wrote {path}")

@@ -21,8 +21,10 @@ import click
 @click.option("--seed", default=0, show_default=True)
 def cli(out_root, modalities, **kw):
     """Write seeded, deterministic synthetic tables with a planted answer (rotations, gaps, noise)."""
+    from embridge.config.schema import build_dataclass
     from embridge.store.synth import SynthConfig, write_synthetic
 
-    cfg = SynthConfig(modalities=[m.strip() for m in modalities.split(",") if m.strip()], **kw)
+    kw["modalities"] = [m.strip() for m in modalities.split(",") if m.strip()]
+    cfg = build_dataclass(SynthConfig, kw, "synth")  # the typed-config checks: types, finite floats, ranges
     write_synthetic(out_root, cfg)
     click.echo(f"wrote {len(cfg.modalities)} tables of {cfg.n} x {cfg.dim} ({cfg.dtype}) and truth.safetensors to {out_root}")

@@ -14,12 +14,19 @@ def cli(table_dirs, require_splits):
     """
     from pathlib import Path
 
+    from embridge.config.modalities import SPLITS
+    from embridge.errors import ConfigError
     from embridge.store import MANIFEST, list_tables
+    from embridge.store.manifest import looks_like_table
     from embridge.store.validate import validate_table
 
-    splits = tuple(s for s in require_splits.split(",") if s)
+    splits = tuple(s.strip() for s in require_splits.split(",") if s.strip())
+    for s in splits:
+        if s not in SPLITS:
+            raise ConfigError(f"--require-splits {require_splits[:80]!r}: split {s[:40]!r} is not one of {list(SPLITS)}")
     for d in table_dirs:
-        targets = [Path(d)] if (Path(d) / MANIFEST).exists() or not Path(d).is_dir() else list(list_tables(d).values())
+        one = (Path(d) / MANIFEST).exists() or not Path(d).is_dir() or looks_like_table(Path(d))
+        targets = [Path(d)] if one else list(list_tables(d).values())
         for t in targets:
             m = validate_table(t, require_splits=splits)
             click.echo(f"ok  {t}: {m.modality}, {m.num_rows} rows x {m.dim} ({m.dtype}), {len(m.shards)} shard(s)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from embridge.errors import ConfigError
@@ -16,6 +17,20 @@ VIDEO = "video"
 DEFAULT_MODALITIES = (IMAGE, AUDIO, TEXT)
 DEFAULT_ANCHOR = TEXT
 SPLITS = ("train", "test")
+
+
+MODALITY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.]{0,63}$")
+
+
+def check_modality_name(name: str, where: str = "modality") -> str:
+    """A modality name is also a folder name: letters, digits, '_' and '.', not starting with '.',
+    at most 64 characters; no '/', no '..', no '-' (it joins pairs). Raises ConfigError."""
+    if not isinstance(name, str) or not MODALITY_NAME.match(name):
+        raise ConfigError(
+            f"{where}: modality name {str(name)[:80]!r} is not allowed; expected letters, digits, '_' or '.' "
+            f"(not first), at most 64 characters (it names a folder: no '/', '..' or '-')"
+        )
+    return name
 
 
 def pair_key(a: str, b: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from embridge.config.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES, parse_pairs
-from embridge.config.schema import build_dataclass, load_yaml
+from embridge.config.schema import build_dataclass, check_seed, load_yaml
 from embridge.errors import ConfigError
 
 # section -> "module:Class" of its typed config; imported lazily so that loading params stays cheap
@@ -50,6 +50,9 @@ class Params:
     fit: dict[str, dict] = field(default_factory=dict)  # method -> constructor keyword arguments
     sections: dict[str, Any] = field(default_factory=dict)  # prepare/extract/bind/... typed configs
     path: str = "params.yaml"
+
+    def check(self) -> None:
+        check_seed(self.seed, "seed")
 
     @property
     def train_pairs(self) -> list[tuple[str, str]]:

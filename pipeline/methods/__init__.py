@@ -41,7 +41,7 @@ def get_method(name: str, **params) -> BridgeMethod:
     if name not in METHODS:
         raise ConfigError(f"method {name!r} does not exist; available methods: {sorted(METHODS)}")
     cls = METHODS[name]
-    checked = check_kwargs(cls, params, f"fit.{name}")
+    checked = check_kwargs(cls, params, f"fit.{name}", nonnegative_floats=True)
     return cls(**checked)
 
 
@@ -76,7 +76,7 @@ def method_params(params, method: str, block: dict | None = None, where: str | N
         if key not in kwargs and key in accepted:
             kwargs[key] = value
     kwargs.update({k: v for k, v in overrides.items() if v is not None and k in accepted})
-    return check_kwargs(cls, kwargs, where or f"{params.path}: fit.{method}")
+    return check_kwargs(cls, kwargs, where or f"{params.path}: fit.{method}", nonnegative_floats=True)
 
 
 def check_params(params) -> None:

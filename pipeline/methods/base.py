@@ -9,15 +9,17 @@ params, dims, modalities, anchor, package versions) and ``state.safetensors`` (n
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
+import os
 import platform
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from embridge.errors import ConfigError, InputError, NotFittedError
-from embridge.files import atomic_write_bytes, read_json
+from embridge.files import atomic_dir, check_output_dir, read_json
 from embridge.store import EmbeddingTable
 from embridge.store.checks import check_matrix
 
@@ -161,12 +163,14 @@ class BridgeMethod:
         return {}
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write ``out_dir/config.json`` and ``out_dir/state.safetensors``. Returns out_dir."""
+        """Write ``out_dir/config.json`` and ``out_dir/state.safetensors`` as one unit: both go into a
+        temp folder that replaces ``out_dir`` whole (concurrent writers leave one run's map, never a
+        mix). config.json records the SHA-256 and the tensor shapes of the state, which `load` checks.
+        A folder holding other files is refused (OutputError). Returns out_dir."""
         from safetensors.numpy import save
 
         self.check_fitted()
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = check_output_dir(out_dir, is_map_file if (Path(out_dir) / CONFIG).is_file() else (lambda n: False))
         state = {k: np.ascontiguousarray(v) for k, v in self._get_state().items()}
         if not state:  # safetensors needs at least one tensor
             state = {"_empty": np.zeros(1, dtype=np.float32)}
@@ -182,8 +186,15 @@ class BridgeMethod:
             "versions": package_versions(),
             "format_version": FORMAT_VERSION,
         }
-        atomic_write_bytes(out_dir / STATE, save(state))
-        atomic_write_bytes(out_dir / CONFIG, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+        blob = save(state)
+        config["state_sha256"] = hashlib.sha256(blob).hexdigest()
+        config["state_shapes"] = {k: list(v.shape) for k, v in sorted(state.items())}
+        with atomic_dir(out_dir) as tmp:
+            (tmp / STATE).write_bytes(blob)
+            (tmp / CONFIG).write_bytes((json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+            for name in (STATE, CONFIG):
+                with open(tmp / name, "rb+") as f:
+                    os.fsync(f.fileno())
         return out_dir
 
     @classmethod
@@ -200,8 +211,36 @@ class BridgeMethod:
         return obj
 
 
+def is_map_file(name: str) -> bool:
+    """The names `save` writes into a map folder."""
+    return name in (CONFIG, STATE)
+
+
+def check_state(state: dict[str, np.ndarray], shapes: dict, state_path: Path, cfg_path: Path) -> None:
+    """The state holds exactly the tensors config.json records, each with its recorded shape."""
+    if not isinstance(shapes, dict):
+        raise InputError(f"{cfg_path}: state_shapes = {str(shapes)[:80]}, expected a mapping tensor -> shape")
+    missing = sorted(set(shapes) - set(state))
+    extra = sorted(set(state) - set(shapes))
+    if missing:
+        raise InputError(f"{state_path}: lacks tensor(s) {missing[:5]} that {cfg_path} records "
+                         f"({len(missing)} missing); re-run fit")
+    if extra:
+        raise InputError(f"{state_path}: holds tensor(s) {extra[:5]} that {cfg_path} does not record; "
+                         f"the state would change what the config describes; re-run fit")
+    for name, shape in shapes.items():
+        if list(state[name].shape) != list(shape):
+            raise InputError(f"{state_path}: tensor {name!r} has shape {tuple(state[name].shape)}, but {cfg_path} "
+                             f"records {tuple(shape)}; re-run fit")
+
+
 def read_saved(map_dir: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read config.json and state.safetensors from a map folder, with errors naming the file."""
+    """Read config.json and state.safetensors from a map folder, with errors naming the file.
+
+    config.json must record the state's SHA-256 (`state_sha256`) and tensor shapes (`state_shapes`):
+    a state from another run, or changed after fit, is refused. Maps saved before the hash existed
+    (no `state_sha256`) are refused with a message to re-run fit.
+    """
     from safetensors.numpy import load
 
     map_dir = Path(map_dir)
@@ -214,8 +253,20 @@ def read_saved(map_dir: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     missing = [k for k in required if k not in config]
     if missing:
         raise InputError(f"{cfg_path}: missing key(s) {missing}; expected {list(required)}")
+    blob = state_path.read_bytes()
     try:
-        state = load(state_path.read_bytes())
+        state = load(blob)
     except Exception as exc:  # safetensors raises its own SafetensorError / ValueError on bad bytes
         raise InputError(f"{state_path}: corrupt or truncated safetensors file ({exc})") from None
+    if "state_sha256" not in config or "state_shapes" not in config:
+        raise InputError(f"{cfg_path}: records no state_sha256/state_shapes (saved by an older embridge, or not by "
+                         f"embridge), so {state_path.name} cannot be checked against it; re-run `embridge fit`")
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != config["state_sha256"]:
+        raise InputError(
+            f"{state_path}: SHA-256 {digest[:16]}... differs from the state_sha256 {str(config['state_sha256'])[:16]}... "
+            f"that {cfg_path} records: the two files come from different runs (two writers to one folder?) "
+            f"or the state was changed; re-run `embridge fit`"
+        )
+    check_state(state, config["state_shapes"], state_path, cfg_path)
     return config, state

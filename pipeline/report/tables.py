@@ -49,6 +49,11 @@ def read_metrics(path: Path) -> dict:
     missing = [k for k in ("method", *SECTIONS) if not isinstance(data, dict) or k not in data]
     if missing:
         raise InputError(f"{path}: missing key(s) {missing}; expected the output of `embridge evaluate`")
+    for section in SECTIONS:
+        entries = data[section]
+        if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
+            raise InputError(f"{path}: {section!r} is a {type(entries).__name__} (or holds non-mappings); expected a "
+                             f"mapping of pair -> metrics, the output of `embridge evaluate`")
     return data
 
 

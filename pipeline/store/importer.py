@@ -6,13 +6,17 @@ and, for ids/labels/pair ids/splits only, .txt/.csv with one value per line. Nev
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from embridge.config.modalities import check_modality_name
 from embridge.errors import InputError
-from embridge.store import Manifest, TableWriter
-from embridge.store.checks import check_matrix
+from embridge.files import atomic_dir, check_no_input_inside, check_output_dir
+from embridge.store import MANIFEST, Manifest, TableWriter
+from embridge.store.checks import bad_rows, check_matrix
+from embridge.store.manifest import is_table_file
 
 EMBEDDING_FORMATS = (".npy", ".npz", ".parquet", ".safetensors")
 VALUE_FORMATS = EMBEDDING_FORMATS + (".txt", ".csv")
@@ -115,21 +119,96 @@ def _per_row(values: np.ndarray, n: int, what: str, path: Path) -> np.ndarray:
     return values
 
 
-def encode_labels(raw: np.ndarray, path: Path) -> tuple[np.ndarray, list[str] | None]:
-    """Integer labels pass through (class names '0'..); strings map to sorted class names."""
-    if raw.dtype.kind in "iu":
-        if (raw < 0).any():
-            r = int(np.flatnonzero(raw < 0)[0])
-            raise InputError(f"{path}: label at row {r} is {raw[r]}; expected a non-negative class index")
-        return raw.astype(np.int64), [str(c) for c in range(int(raw.max()) + 1)]
+_INT_RE = re.compile(r"^[+-]?[0-9]+$")
+MAX_LABEL_SLACK = 1024  # a class index may exceed the number of distinct labels by at most this (or 16x)
+
+
+def _class_indices(raw: np.ndarray, path: Path, names: list[str] | None, names_path: Path | None) -> np.ndarray:
+    ints = [int(v) for v in raw]  # Python ints: no overflow before the range checks
+    for r, v in enumerate(ints):
+        if v < 0:
+            raise InputError(f"{path}: label at row {r} is {v}; expected a non-negative class index")
+    top = max(ints, default=0)
+    r = ints.index(top) if ints else 0
+    if names is not None:
+        if top >= len(names):
+            raise InputError(f"{names_path}: {len(names)} class names, but the label at row {r} of {path} is {top}")
+    elif top >= max(MAX_LABEL_SLACK, 16 * len(set(ints))):
+        raise InputError(
+            f"{path}: label at row {r} is {top}, far beyond the {len(set(ints))} distinct labels present; "
+            f"expected class indices 0..C-1 (renumber them, or give class names as strings)"
+        )
+    return np.array(ints, dtype=np.int64)
+
+
+def encode_labels(
+    raw: np.ndarray, path: Path, names: list[str] | None = None, names_path: Path | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Class indices (n,) and the class names.
+
+    Integer labels (also integers written in a .txt/.csv) stay integers: label c is class c, named
+    names[c] when `names` is given, else '0', '1', .... String labels map to `names` by name (a
+    label not among them is an error naming its row); without `names`, to their sorted set.
+    """
     if raw.dtype.kind == "f":
         if not np.all(np.isfinite(raw)) or not np.all(raw == np.round(raw)):
             r = int(np.flatnonzero(~np.isfinite(raw) | (raw != np.round(raw)))[0])
             raise InputError(f"{path}: label at row {r} is {raw[r]}; expected an integer class index or a class name")
-        return encode_labels(raw.astype(np.int64), path)
-    names = sorted({str(v) for v in raw})
-    index = {c: i for i, c in enumerate(names)}
-    return np.array([index[str(v)] for v in raw], dtype=np.int64), names
+    elif raw.dtype.kind not in "iu":
+        text = [str(v) for v in raw]
+        if not all(_INT_RE.match(v) for v in text):
+            if names is None:
+                names = sorted(set(text))
+            index = {c: i for i, c in enumerate(names)}
+            for r, v in enumerate(text):
+                if v not in index:
+                    raise InputError(
+                        f"{path}: row {r} has label {v[:80]!r}, which is not one of the {len(names)} class names "
+                        f"in {names_path}"
+                    )
+            return np.array([index[v] for v in text], dtype=np.int64), names
+        raw = np.array(text, dtype=object)
+    labels = _class_indices(raw, path, names, names_path)
+    return labels, names if names is not None else [str(c) for c in range(int(labels.max(initial=0)) + 1)]
+
+
+def read_class_names(path: Path) -> list[str]:
+    """One class name per line (blank lines skipped); InputError for a missing file or a repeated name."""
+    if not path.is_file():
+        raise InputError(f"{path}: file does not exist (--class-names: one class name per line)")
+    names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if not names:
+        raise InputError(f"{path}: no class names (expected one per line)")
+    seen: dict[str, int] = {}
+    for i, c in enumerate(names):
+        if c in seen:
+            raise InputError(f"{path}: class name {c[:80]!r} appears twice (names {seen[c]} and {i})")
+        seen[c] = i
+    return names
+
+
+def check_cast(X: np.ndarray, dtype: str, path: Path, ids) -> np.ndarray:
+    """X cast to the storage dtype, refused when the cast made a value Inf (beyond the dtype's range)
+    or a row all zeros (values below its smallest subnormal). X: (n, d) -> (n, d) of `dtype`."""
+    np_dtype = np.dtype(dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        Xc = X.astype(np_dtype)
+    nonfinite, zero = bad_rows(Xc)
+    if len(nonfinite):
+        r = int(nonfinite[0])
+        raise InputError(
+            f"{path}: row {r} (id {ids[r]!r}) holds a value beyond the range of {dtype} "
+            f"(largest {float(np.finfo(np_dtype).max):.6g}), which would be stored as Inf; {len(nonfinite)} such "
+            f"row(s); rescale the vectors" + (" or store as float32" if dtype == "float16" else "")
+        )
+    if len(zero):
+        r = int(zero[0])
+        raise InputError(
+            f"{path}: row {r} (id {ids[r]!r}) would become an all-zero vector in {dtype} (every value below "
+            f"{float(np.finfo(np_dtype).smallest_subnormal):.3g}); {len(zero)} such row(s); rescale the vectors"
+            + (" or store as float32" if dtype == "float16" else "")
+        )
+    return Xc
 
 
 def stratified_split(labels: np.ndarray | None, n: int, test_fraction: float, seed: int) -> np.ndarray:
@@ -160,11 +239,23 @@ class ImportSpec:
     seed: int = 0
     dtype: str = "float32"
     encoder: str = "imported"
-    class_names: str | None = None  # text file, one class name per line, for integer labels
+    class_names: str | None = None  # text file, one class name per line: label c (or a label equal to a name) is that class
+    overwrite: bool = False  # replace an --out folder that holds files embridge did not write there
 
 
 def import_embeddings(spec: ImportSpec) -> Manifest:
-    """Read, check and write one modality's embedding table to spec.out. Returns its manifest."""
+    """Read, check and write one modality's embedding table to spec.out. Returns its manifest.
+
+    The output path is checked before anything is read: it is never one of the inputs (nor holds
+    one), and a folder holding files embridge did not write there needs `overwrite`. The table is
+    written into a temp folder that replaces spec.out only once it is complete, so a failed or
+    interrupted import leaves the previous table as it was.
+    """
+    check_modality_name(spec.modality, "--modality")
+    out = Path(spec.out)
+    inputs = [split_key(v)[0] for v in (spec.embeddings, spec.labels, spec.ids, spec.pair_ids, spec.split) if v]
+    check_no_input_inside(out, inputs + ([Path(spec.class_names)] if spec.class_names else []))
+    check_output_dir(out, is_table_file if (out / MANIFEST).is_file() else (lambda name: False), spec.overwrite)
     emb_path, emb_key = split_key(spec.embeddings)
     X = load_array(emb_path, emb_key)
     if X.dtype == object:
@@ -175,6 +266,9 @@ def import_embeddings(spec: ImportSpec) -> Manifest:
             f"slice and save it as 2-D, e.g. np.save('one.npy', X[:, 0, :]) (slice 0 of axis 1; or X.mean(axis=1) "
             f"to pool), then import one.npy"
         )
+    if X.dtype.kind == "c":
+        raise InputError(f"{emb_path}: complex values (dtype {X.dtype}); embeddings must be real (an imaginary "
+                         f"part would be dropped): store real vectors")
     if X.ndim != 2:
         raise InputError(f"{emb_path}: expected a 2-D array of shape (n, d), got shape {X.shape}")
     n = X.shape[0]
@@ -190,24 +284,19 @@ def import_embeddings(spec: ImportSpec) -> Manifest:
         ids = np.array([f"{spec.modality}-{i:08d}" for i in range(n)], dtype=object)
     else:
         ids = np.array([str(v) for v in ids], dtype=object)
-        seen: dict[str, int] = {}
-        for r, v in enumerate(ids):
-            if v in seen:
-                raise InputError(f"{ids_path}: duplicate id {v!r} at rows {seen[v]} and {r}; ids must be unique")
-            seen[v] = r
+        _unique(ids, ids_path, "id", "ids must be unique")
     check_matrix(X, str(emb_path), ids=ids)
+    X = check_cast(X, spec.dtype, emb_path, ids)
 
+    names_path = Path(spec.class_names) if spec.class_names else None
+    names = read_class_names(names_path) if names_path else None
     raw_labels, labels_path = values(spec.labels, "labels")
-    labels, class_names = (None, None) if raw_labels is None else encode_labels(raw_labels, labels_path)
-    if spec.class_names:
-        names = [ln.strip() for ln in Path(spec.class_names).read_text().splitlines() if ln.strip()]
-        if labels is not None and labels.max() >= len(names):
-            raise InputError(f"{spec.class_names}: {len(names)} class names, but labels go up to {labels.max()}")
-        class_names = names
+    labels, class_names = (None, names) if raw_labels is None else encode_labels(raw_labels, labels_path, names, names_path)
 
-    pair_ids, _ = values(spec.pair_ids, "pair ids")
+    pair_ids, pairs_path = values(spec.pair_ids, "pair ids")
     if pair_ids is not None:
         pair_ids = [None if (v is None or str(v) == "") else str(v) for v in pair_ids]
+        _unique(pair_ids, pairs_path, "pair id", "a pair id names one row per modality")
 
     split, split_path = values(spec.split, "split values")
     if split is None:
@@ -223,9 +312,21 @@ def import_embeddings(spec: ImportSpec) -> Manifest:
             f"{split_path or emb_path}: no row in split 'test' ({n} rows); evaluation needs test rows "
             f"(train rows are needed only by methods that fit)"
         )
-    writer = TableWriter(
-        spec.out, spec.modality, X.shape[1], spec.dtype, encoder=spec.encoder, class_names=class_names,
-        extra={"source": str(emb_path)},
-    )
-    writer.write(ids, split, X.astype(np.float32, copy=False), label=labels, pair_id=pair_ids)
-    return writer.close()
+    with atomic_dir(out) as tmp:
+        writer = TableWriter(
+            tmp, spec.modality, X.shape[1], spec.dtype, encoder=spec.encoder, class_names=class_names,
+            extra={"source": str(emb_path)},
+        )
+        writer.write(ids, split, X, label=labels, pair_id=pair_ids)
+        manifest = writer.close()
+    return manifest
+
+
+def _unique(values, path: Path, what: str, why: str) -> None:
+    seen: dict[str, int] = {}
+    for r, v in enumerate(values):
+        if v is None:
+            continue
+        if v in seen:
+            raise InputError(f"{path}: duplicate {what} {v[:80]!r} at rows {seen[v]} and {r}; {why}")
+        seen[v] = r

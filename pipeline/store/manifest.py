@@ -28,6 +28,18 @@ def shard_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
+def is_table_file(name: str) -> bool:
+    """True for the names a table writer puts in a table folder: shards, the manifest, their temp files."""
+    return bool(SHARD_RE.match(name)) or name == MANIFEST or (
+        name.startswith((".part-", f".{MANIFEST}.")) and name.endswith(".tmp")
+    )
+
+
+def looks_like_table(folder: Path) -> bool:
+    """A folder holding shards or a writer's temp files: a table, complete or not."""
+    return any(SHARD_RE.match(p.name) or (p.name.startswith(".part-") and p.name.endswith(".tmp")) for p in folder.iterdir())
+
+
 def schema(dim: int, dtype: str = "float32") -> pa.Schema:
     """The Arrow schema of an embedding table with vectors of `dim` values of `dtype`."""
     if dtype not in DTYPES:
@@ -79,7 +91,16 @@ class Manifest:
         if dim <= 0:
             raise InputError(f"{source}: dim = {dim}, expected a positive integer")
         if d["dtype"] not in DTYPES:
-            raise InputError(f"{source}: dtype = {d['dtype']!r}, expected one of {sorted(DTYPES)}")
+            raise InputError(f"{source}: dtype = {str(d['dtype'])[:80]!r}, expected one of {sorted(DTYPES)}")
+        for s in shards:  # a shard is a file of this folder: no path may lead out of it
+            if s.file in ("", ".", "..") or Path(s.file).name != s.file or "\\" in s.file:
+                raise InputError(f"{source}: shard file {s.file[:200]!r} is not a plain file name inside the table folder")
+        names = d.get("class_names")
+        if names is not None and (not isinstance(names, list) or not all(isinstance(c, str) for c in names)):
+            raise InputError(f"{source}: class_names = {str(names)[:80]}, expected a list of strings or null")
+        for key, kind in (("versions", dict), ("extra", dict), ("encoder", str)):
+            if key in d and not isinstance(d[key], kind):
+                raise InputError(f"{source}: {key} = {str(d[key])[:80]}, expected a {kind.__name__}")
         known = {f for f in cls.__dataclass_fields__}
         return cls(
             modality=str(d["modality"]),

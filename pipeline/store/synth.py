@@ -13,14 +13,17 @@ Deterministic: each chunk of CHUNK rows draws from its own seeded generator.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-from embridge.config.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES
+from embridge.config.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES, check_modality_name
 from embridge.errors import ConfigError
-from embridge.store import EmbeddingTable, Manifest, TableWriter
+from embridge.files import atomic_path, check_output_dir
+from embridge.store import MANIFEST, EmbeddingTable, Manifest, TableWriter
+from embridge.store.manifest import is_table_file
 
 CHUNK = 65_536  # rows per generator chunk (fixed, so output does not depend on memory settings)
 TRUTH = "truth.safetensors"
@@ -44,6 +47,12 @@ class SynthConfig:
     seed: int = 0
 
     def check(self) -> None:
+        for m in self.modalities:  # each names a folder under --out: no path may leave it
+            check_modality_name(m, "synth modalities")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"synth {f.name} = {value}: expected a finite number")
         if len(set(self.modalities)) != len(self.modalities) or not self.modalities:
             raise ConfigError(f"synth modalities {self.modalities}: expected distinct names")
         if self.anchor not in self.modalities:
@@ -87,8 +96,9 @@ class SynthTruth:
         from safetensors.numpy import save_file
 
         tensors = {"basis": self.basis, "gaps": self.gaps, "rotations": self.rotations, "class_means": self.class_means}
-        save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}, str(path),
-                  metadata={"config": json.dumps(asdict(self.config))})
+        with atomic_path(path) as tmp:
+            save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}, str(tmp),
+                      metadata={"config": json.dumps(asdict(self.config))})
 
     @classmethod
     def load(cls, path: str | Path) -> SynthTruth:
@@ -154,8 +164,13 @@ def class_names(cfg: SynthConfig) -> list[str]:
 def write_synthetic(out_root: str | Path, cfg: SynthConfig) -> SynthTruth:
     """Write one embedding table per modality under out_root/<modality>/ and out_root/truth.safetensors."""
     out_root = Path(out_root)
+    truth = plant(cfg)  # checks cfg before anything is written
+    check_output_dir(out_root, lambda name: name == TRUTH or name in cfg.modalities or name.startswith(f".{TRUTH}."),
+                     flag="--out")
+    for m in cfg.modalities:
+        check_output_dir(out_root / m, is_table_file if (out_root / m / MANIFEST).is_file() else (lambda name: False),
+                         flag=f"--out {out_root}: {m}/")
     out_root.mkdir(parents=True, exist_ok=True)
-    truth = plant(cfg)
     writers = {
         m: TableWriter(out_root / m, m, cfg.dim, cfg.dtype, encoder="synthetic", class_names=class_names(cfg),
                        extra={"synth": asdict(cfg)})

@@ -13,7 +13,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from embridge.errors import InputError
 from embridge.store.checks import TableChecker
-from embridge.store.manifest import MANIFEST, META_COLUMNS, Manifest, read_manifest
+from embridge.store.manifest import (
+    MANIFEST,
+    META_COLUMNS,
+    Manifest,
+    looks_like_table,
+    read_manifest,
+)
 from embridge.store.reader import embeddings_view, iter_batches
 
 
@@ -105,24 +111,81 @@ def read_table(
 
 
 def list_tables(root: str | Path) -> dict[str, Path]:
-    """Modality name -> table folder, for every subfolder of `root` that holds a manifest."""
+    """Modality name -> table folder, for every subfolder of `root` that holds a manifest.
+
+    One name rules: a table's folder name must be the modality its manifest records. A subfolder
+    that looks like a table without its manifest (shards or a writer's temp files: an interrupted
+    write) is an error, not skipped. Hidden entries (a writer's temp folders) are ignored.
+    """
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder of embedding tables (one subfolder per modality)")
-    found = {p.name: p for p in sorted(root.iterdir()) if (p / MANIFEST).is_file()}
+    found = {}
+    for p in sorted(root.iterdir()):
+        if p.name.startswith(".") or not p.is_dir():
+            continue
+        if (p / MANIFEST).is_file():
+            modality = read_manifest(p).modality
+            if modality != p.name:
+                raise InputError(
+                    f"{p}: the folder is named {p.name!r} but its {MANIFEST} records modality {modality!r}; "
+                    f"one name must rule: rename the folder to {modality!r} or re-import with --modality {p.name}"
+                )
+            found[p.name] = p
+        elif looks_like_table(p):
+            raise InputError(
+                f"{p}: incomplete table: shards or temp files but no {MANIFEST} (an interrupted write?); "
+                f"re-run the command that writes it, or remove the folder"
+            )
     if not found:
         raise InputError(f"{root}: no embedding tables found (expected subfolders holding {MANIFEST})")
     return found
 
 
+def check_pair_ids(tables: dict[str, EmbeddingTable], where: dict[str, Path]) -> None:
+    """Pair ids name one row per modality and match across modalities: a pair id repeated inside one
+    modality, or a modality whose pair ids occur in no other modality, is an InputError with counts
+    (fit would otherwise fall back to class pairs silently, and evaluation would find no query)."""
+    ids = {}
+    for m, t in tables.items():
+        col = t.meta["pair_id"]
+        present = col.drop_nulls()
+        if len(present) == 0:
+            continue
+        counts = present.value_counts()
+        dups = counts.filter(pl.col("count") > 1)
+        if len(dups):
+            first = dups["pair_id"][0]
+            rows = np.flatnonzero(col.to_numpy() == first)[:2]
+            raise InputError(
+                f"{where[m]}: duplicate pair id {first!r} at rows {rows[0]} and {rows[1]} "
+                f"({len(dups)} pair id(s) repeated in all); a pair id names one row per modality"
+            )
+        ids[m] = set(present.to_list())
+    if len(tables) < 2:
+        return
+    for m, own in ids.items():
+        others = set().union(*(v for k, v in ids.items() if k != m))
+        if not own & others:
+            raise InputError(
+                f"{where[m]}: {len(own)} pair ids, but no other modality ({', '.join(sorted(set(tables) - {m}))}) "
+                f"holds any of them; fit would fall back to class pairs and evaluation would find no instance "
+                f"partner. Check the --pair-ids given to import"
+            )
+
+
 def load_tables(
     root: str | Path, modalities: Sequence[str] | None = None, split: str | None = None, validate: bool = True
 ) -> dict[str, EmbeddingTable]:
-    """Read every table under `root` (one subfolder per modality), or just `modalities`."""
+    """Read every table under `root` (one subfolder per modality), or just `modalities`; pair ids
+    are checked across them (`check_pair_ids`)."""
     found = list_tables(root)
     if modalities is not None:
         missing = [m for m in modalities if m not in found]
         if missing:
             raise InputError(f"{root}: no table for modality {missing}; found {sorted(found)}")
         found = {m: found[m] for m in modalities}
-    return {m: read_table(p, split=split, validate=validate) for m, p in found.items()}
+    tables = {m: read_table(p, split=split, validate=validate) for m, p in found.items()}
+    if validate and split is None:
+        check_pair_ids(tables, found)
+    return tables
