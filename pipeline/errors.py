@@ -14,5 +14,15 @@ class ConfigError(EmbridgeError):
     """A parameter in params.yaml or on the command line is unknown, mistyped or out of range."""
 
 
-class NotFittedError(EmbridgeError):
-    """transform/save was called on a method before fit."""
+def _sklearn_not_fitted() -> tuple[type, ...]:
+    """scikit-learn's NotFittedError where scikit-learn is installed (never a runtime dependency)."""
+    try:
+        from sklearn.exceptions import NotFittedError as SkNotFittedError
+    except ImportError:
+        return ()
+    return (SkNotFittedError,)
+
+
+class NotFittedError(EmbridgeError, *_sklearn_not_fitted()):
+    """transform/save was called on a method before fit (also sklearn.exceptions.NotFittedError, a
+    ValueError and AttributeError, where scikit-learn is installed, so sklearn's tools recognize it)."""

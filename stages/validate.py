@@ -10,16 +10,16 @@ import click
 def cli(table_dirs, require_splits):
     """Check embedding tables: manifest, shards, schema, dimension, NaN/Inf, zero rows, duplicate ids, splits.
 
-    TABLE_DIRS are table folders (with manifest.json) or a folder of them (one per modality).
+    TABLE_DIRS are table folders (with _manifest.json) or a folder of them (one per modality).
     """
     from pathlib import Path
 
-    from embridge.store import MANIFEST, list_tables
+    from embridge.store import has_manifest, list_tables
     from embridge.store.validate import validate_table
 
     splits = tuple(s for s in require_splits.split(",") if s)
     for d in table_dirs:
-        targets = [Path(d)] if (Path(d) / MANIFEST).exists() or not Path(d).is_dir() else list(list_tables(d).values())
+        targets = [Path(d)] if has_manifest(d) or not Path(d).is_dir() else list(list_tables(d).values())
         for t in targets:
             m = validate_table(t, require_splits=splits)
             click.echo(f"ok  {t}: {m.modality}, {m.num_rows} rows x {m.dim} ({m.dtype}), {len(m.shards)} shard(s)")

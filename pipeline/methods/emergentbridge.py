@@ -201,11 +201,8 @@ def _ablation(base: type, cls_name: str, name: str, fixed: dict, doc: str) -> ty
     __init__.__annotations__ = {k: v for k, v in base.__init__.__annotations__.items() if k not in fixed}
     __init__.__defaults__ = None
 
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in self.param_names()}
-
-    return type(cls_name, (base,), {"__init__": __init__, "name": name, "__doc__": doc,
-                                "get_params": get_params, "__module__": __name__})
+    # get_params / set_params come from BridgeMethod, over param_names() of this signature
+    return type(cls_name, (base,), {"__init__": __init__, "name": name, "__doc__": doc, "__module__": __name__})
 
 
 NaiveProxy = _ablation(EmergentBridge, "NaiveProxy", "naive_proxy", {"projection": "none"},

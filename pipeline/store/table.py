@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from embridge.errors import InputError
 from embridge.store.checks import TableChecker
-from embridge.store.manifest import MANIFEST, META_COLUMNS, Manifest, read_manifest
+from embridge.store.manifest import MANIFEST, META_COLUMNS, Manifest, has_manifest, read_manifest
 from embridge.store.reader import embeddings_view, iter_batches
 
 
@@ -109,7 +109,7 @@ def list_tables(root: str | Path) -> dict[str, Path]:
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder of embedding tables (one subfolder per modality)")
-    found = {p.name: p for p in sorted(root.iterdir()) if (p / MANIFEST).is_file()}
+    found = {p.name: p for p in sorted(root.iterdir()) if has_manifest(p)}
     if not found:
         raise InputError(f"{root}: no embedding tables found (expected subfolders holding {MANIFEST})")
     return found
