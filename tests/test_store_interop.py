@@ -4,7 +4,14 @@ without options, and tables written under the old manifest name (manifest.json) 
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
-from embridge.store import LEGACY_MANIFEST, MANIFEST, TableWriter, load_tables, read_manifest, read_table
+from embridge.store import (
+    LEGACY_MANIFEST,
+    MANIFEST,
+    TableWriter,
+    load_tables,
+    read_manifest,
+    read_table,
+)
 from embridge.store.validate import validate_table
 
 
