@@ -23,6 +23,16 @@ def _sklearn_not_fitted() -> tuple[type, ...]:
     return (SkNotFittedError,)
 
 
-class NotFittedError(EmbridgeError, *_sklearn_not_fitted()):
-    """transform/save was called on a method before fit (also sklearn.exceptions.NotFittedError, a
-    ValueError and AttributeError, where scikit-learn is installed, so sklearn's tools recognize it)."""
+def __getattr__(name: str):
+    # NotFittedError is built on first use, so that importing this module (every command does) never
+    # imports scikit-learn (2 s, and pyarrow with it); embridge.methods imports it.
+    if name != "NotFittedError":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    cls = type("NotFittedError", (EmbridgeError, *_sklearn_not_fitted()), {
+        "__doc__": "transform/save was called on a method before fit (also sklearn.exceptions.NotFittedError, "
+                   "a ValueError and AttributeError, where scikit-learn is installed, so sklearn's tools "
+                   "recognize it).",
+        "__module__": __name__,
+    })
+    globals()["NotFittedError"] = cls
+    return cls

@@ -1,6 +1,7 @@
 """`embridge bind`: features/<modality> -> unified/<modality> (projection heads onto the anchor, or passthrough)."""
 
 import click
+from embridge.stages.options import device_option, echo, seed_option
 
 
 @click.command("bind")
@@ -8,7 +9,9 @@ import click
 @click.option("--out", "out_root", default="unified", show_default=True, type=click.Path(), help="Folder to write unified/<modality>/ tables into.")
 @click.option("--params", "params_file", default=None, type=click.Path(), help="params.yaml: reads seed, device, anchor, pairs and the bind: section.")
 @click.option("--method", type=click.Choice(["projection", "passthrough"]), default=None, help="Override bind.method.")
-def cli(features, out_root, params_file, method):
+@seed_option
+@device_option
+def cli(features, out_root, params_file, method, seed, device):
     """Project every non-anchor modality onto the anchor's space with a head trained on sparse train pairs."""
     import dataclasses
 
@@ -23,6 +26,7 @@ def cli(features, out_root, params_file, method):
         cfg = dataclasses.replace(cfg, method=method)
     tables = load_tables(features)
     pairs = parse_pairs(p.pairs.train, modalities=tables)
-    Z = bind_tables(tables, p.anchor, pairs, cfg, pairs_per_class=p.pairs.pairs_per_class, seed=p.seed, device=p.device)
+    Z = bind_tables(tables, p.anchor, pairs, cfg, pairs_per_class=p.pairs.pairs_per_class,
+                    seed=p.seed if seed is None else seed, device=p.device if device is None else device)
     write_unified(tables, Z, out_root, cfg)
-    click.echo(f"bind ({cfg.method}): wrote {', '.join(f'{m} {z.shape}' for m, z in sorted(Z.items()))} to {out_root}")
+    echo(f"bind ({cfg.method}): wrote {', '.join(f'{m} {z.shape}' for m, z in sorted(Z.items()))} to {out_root}")

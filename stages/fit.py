@@ -1,17 +1,18 @@
 """`embridge fit`: fit one bridging method on the train split of a folder of embedding tables; write MAPDIR."""
 
 import click
+from embridge.stages.options import device_option, echo, seed_option, tables_option
 
 
 @click.command("fit")
 @click.option("--method", "method", required=True, help="Method name (see README): raw, collapse, procrustes, cca, linear, cycle_mlp, emergentbridge, naive_proxy, anchor_only.")
-@click.option("--tables", "tables_dir", default="unified", show_default=True, type=click.Path(), help="Folder of embedding tables (one subfolder per modality).")
+@tables_option
 @click.option("--anchor", default=None, help="Anchor modality (default: params.yaml anchor, else text).")
 @click.option("--pairs", default=None, help="Modality pairs allowed for fitting, e.g. image-text,audio-text (default: params.yaml pairs.train).")
 @click.option("--params", "params_file", default=None, type=click.Path(), help="params.yaml: reads seed, device, anchor, pairs and fit.<method>.")
 @click.option("--pairs-per-class", type=int, default=None, help="Override pairs.pairs_per_class (0 = all).")
-@click.option("--seed", type=int, default=None, help="Override the global seed.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Override the global device.")
+@seed_option
+@device_option
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder to write config.json + state.safetensors into.")
 def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, device, out_dir):
     """Fit METHOD on the train rows of TABLES using only PAIRS; command-line flags override params.yaml."""
@@ -33,5 +34,5 @@ def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, d
     t0 = time.perf_counter()
     est.fit(tables, anchor, pair_list)
     est.save(out_dir)
-    click.echo(f"fit {method}: {sorted(tables)} -> {anchor} space on {['-'.join(q) for q in pair_list]} "
+    echo(f"fit {method}: {sorted(tables)} -> {anchor} space on {['-'.join(q) for q in pair_list]} "
                f"in {time.perf_counter() - t0:.1f} s; wrote {out_dir}/config.json, state.safetensors")

@@ -1,6 +1,7 @@
 """`embridge import`: a user's own embeddings into an embedding table (no pickles, ever)."""
 
 import click
+from embridge.stages.options import echo
 
 
 @click.command("import")
@@ -25,4 +26,4 @@ def cli(**kw):
     from embridge.store.importer import ImportSpec, import_embeddings
 
     m = import_embeddings(ImportSpec(**kw))
-    click.echo(f"wrote {kw['out']}: {m.modality}, {m.num_rows} rows x {m.dim} ({m.dtype})")
+    echo(f"wrote {kw['out']}: {m.modality}, {m.num_rows} rows x {m.dim} ({m.dtype})")
