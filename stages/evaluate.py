@@ -1,7 +1,14 @@
 """`embridge evaluate`: retrieval, zero-shot and gap metrics of one method -> metrics/<method>.json."""
 
 import click
-from embridge.stages.options import device_option, echo, emit_json, json_option, seed_option, tables_option
+from embridge.stages.options import (
+    device_option,
+    echo,
+    emit_json,
+    json_option,
+    seed_option,
+    tables_option,
+)
 
 
 @click.command("evaluate")

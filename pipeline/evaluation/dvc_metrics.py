@@ -35,7 +35,7 @@ def headline(metrics: dict, metric: str = HEADLINE, decimals: int = 4) -> dict[s
         raise InputError(f"metrics of {metrics.get('method', '?') if isinstance(metrics, dict) else '?'}: "
                          "no 'retrieval' section; expected the output of `embridge evaluate`")
     groups: dict[str, list[float]] = {"unpaired": [], "paired": []}
-    for pair, r in sorted(retrieval.items()):
+    for _, r in sorted(retrieval.items()):
         v = r.get(metric) if isinstance(r, dict) else None
         if isinstance(v, int | float) and not isinstance(v, bool):
             groups["paired" if r.get("paired") else "unpaired"].append(float(v))
