@@ -25,10 +25,13 @@ from embridge.stages.options import (
 @click.option("--dvc-metrics", "dvc_path", default=None, type=click.Path(),
               help="Also write the headline (mean unpaired R@1) here, the short file DVC reads as metrics "
                    "(e.g. metrics/dvc/<method>.json).")
+@click.option("--dvc-plot", "plot_path", default=None, type=click.Path(),
+              help="Also write the per-pair R@1 as CSV for a DVC bar plot (e.g. metrics/dvc/<method>.pairs.csv).")
 @seed_option
 @device_option
 @json_option
-def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor, dvc_path, seed, device, as_json):
+def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor, dvc_path, plot_path, seed, device,
+        as_json):
     """Evaluate a method on every ordered modality pair of TABLES (test split) and write OUT.
 
     With --map the fitted method is loaded; without it, --method names a method that is fitted
@@ -37,7 +40,7 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor, 
     from embridge.config.device import resolve_device
     from embridge.config.modalities import parse_pairs
     from embridge.errors import ConfigError
-    from embridge.evaluation.dvc_metrics import headline, write_dvc_metrics
+    from embridge.evaluation.dvc_metrics import headline, write_dvc_metrics, write_pair_plot
     from embridge.evaluation.runner import evaluate, write_metrics
     from embridge.methods import get_method, load_method, method_params
     from embridge.stages.params import load_params
@@ -66,6 +69,8 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor, 
     head = headline(metrics)
     if dvc_path:
         write_dvc_metrics(metrics, dvc_path)
+    if plot_path:
+        write_pair_plot(metrics, plot_path)
     unpaired = {k: v.get("R@1") for k, v in metrics["retrieval"].items() if not v["paired"]}
     if as_json:
         emit_json({"method": metrics["method"], "out": str(out_path), "dvc_metrics": dvc_path,

@@ -61,6 +61,7 @@ def test_evaluate_json_summary_and_dvc_metrics(tables, tmp_path):
     out, dvc = tmp_path / "m" / "raw.json", tmp_path / "m" / "dvc" / "raw.json"
     res = CliRunner().invoke(cli, ["evaluate", "--tables", str(tables), "--method", "raw", "--anchor", "text",
                                    "--pairs", "image-text,audio-text", "--out", str(out), "--dvc-metrics", str(dvc),
+                                   "--dvc-plot", str(tmp_path / "m" / "dvc" / "raw.pairs.csv"),
                                    "--seed", "1", "--device", "cpu", "--json", "-q"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output.strip().splitlines()[-1])
@@ -70,3 +71,7 @@ def test_evaluate_json_summary_and_dvc_metrics(tables, tmp_path):
     want = round((full["retrieval"]["audio->image"]["R@1"] + full["retrieval"]["image->audio"]["R@1"]) / 2, 4)
     assert json.loads(dvc.read_text()) == summary["headline"] == {"unpaired": {"R@1": want}}
     assert full["config"]["seed"] == 1
+    rows = (tmp_path / "m" / "dvc" / "raw.pairs.csv").read_text().splitlines()
+    assert rows[0] == "pair,R@1" and len(rows) == 1 + len(full["retrieval"])
+    assert rows[1] == f"audio->image (unpaired),{full['retrieval']['audio->image']['R@1']:.6g}"
+    assert rows[3].startswith("audio->text,")  # unpaired first, then paired

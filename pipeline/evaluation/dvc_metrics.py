@@ -11,8 +11,9 @@ the headline: the mean over the unpaired ordered modality pairs (those never use
 headline metric, or, when a run has no unpaired pair, the mean over the paired ones ({"paired": {...}}).
 Every method's file holds the same key, so `dvc metrics show` prints one short line per method and
 `dvc exp show --only-changed` one column per changed method (its path before the key), and after one
-`-S` change the table fits in 120 columns. The per-pair values are a DVC plot
-(reports/plots/data/retrieval.csv, see embridge.report.plots).
+`-S` change the table fits in 120 columns. The per-pair values are a DVC plot beside it,
+`metrics/dvc/<method>.pairs.csv` (pair, headline metric; unpaired pairs first, marked), which
+`dvc plots diff` draws as bars per revision.
 """
 
 from __future__ import annotations
@@ -44,6 +45,29 @@ def headline(metrics: dict, metric: str = HEADLINE, decimals: int = 4) -> dict[s
         raise InputError(f"metrics of {metrics.get('method', '?')}: no retrieval pair has {metric!r}; "
                          f"keys: {sorted({k for r in retrieval.values() for k in r})}")
     return {group: {metric: round(float(np.mean(groups[group])), decimals)}}
+
+
+def pair_rows(metrics: dict, metric: str = HEADLINE) -> list[tuple[str, float]]:
+    """[(pair label, value)] for every retrieval pair carrying `metric`: unpaired pairs first (their label
+    ends in " (unpaired)"), each group sorted by name."""
+    rows = []
+    for pair, r in metrics.get("retrieval", {}).items():
+        v = r.get(metric) if isinstance(r, dict) else None
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            rows.append((bool(r.get("paired")), pair, float(v)))
+    return [(pair if paired else f"{pair} (unpaired)", v) for paired, pair, v in sorted(rows)]
+
+
+def write_pair_plot(metrics: dict, path: str | Path, metric: str = HEADLINE) -> Path:
+    """CSV `pair,<metric>` (one row per ordered pair, see pair_rows) for a DVC bar plot. Returns the path."""
+    rows = pair_rows(metrics, metric)
+    if not rows:
+        raise InputError(f"metrics of {metrics.get('method', '?')}: no retrieval pair has {metric!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = f"pair,{metric}\n" + "".join(f"{p},{v:.6g}\n" for p, v in rows)
+    atomic_write_bytes(path, text.encode())
+    return path
 
 
 def write_dvc_metrics(metrics: dict, path: str | Path, metric: str = HEADLINE) -> Path:
