@@ -5,8 +5,7 @@ import copy
 
 import numpy as np
 import pytest
-from embridge.report import ReportConfig, build_report, load_metrics, load_sweep
-from embridge.report import plots
+from embridge.report import ReportConfig, build_report, load_metrics, load_sweep, plots
 from embridge.report.tables import headline_means, pair_order
 
 from tests.test_report import fake, metrics_dir  # noqa: F401  (the fixture)
