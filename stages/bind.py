@@ -1,7 +1,14 @@
 """`embridge bind`: features/<modality> -> unified/<modality> (projection heads onto the anchor, or passthrough)."""
 
 import click
-from embridge.stages.options import device_option, echo, seed_option
+from embridge.stages.options import (
+    device_option,
+    dvclive_option,
+    echo,
+    progress_option,
+    seed_option,
+    training_logs,
+)
 
 
 @click.command("bind")
@@ -11,7 +18,9 @@ from embridge.stages.options import device_option, echo, seed_option
 @click.option("--method", type=click.Choice(["projection", "passthrough"]), default=None, help="Override bind.method.")
 @seed_option
 @device_option
-def cli(features, out_root, params_file, method, seed, device):
+@progress_option
+@dvclive_option
+def cli(features, out_root, params_file, method, seed, device, progress, dvclive_dir):
     """Project every non-anchor modality onto the anchor's space with a head trained on sparse train pairs."""
     import dataclasses
 
@@ -26,7 +35,8 @@ def cli(features, out_root, params_file, method, seed, device):
         cfg = dataclasses.replace(cfg, method=method)
     tables = load_tables(features)
     pairs = parse_pairs(p.pairs.train, modalities=tables)
-    Z = bind_tables(tables, p.anchor, pairs, cfg, pairs_per_class=p.pairs.pairs_per_class,
-                    seed=p.seed if seed is None else seed, device=p.device if device is None else device)
+    with training_logs(progress, dvclive_dir):
+        Z = bind_tables(tables, p.anchor, pairs, cfg, pairs_per_class=p.pairs.pairs_per_class,
+                        seed=p.seed if seed is None else seed, device=p.device if device is None else device)
     write_unified(tables, Z, out_root, cfg)
     echo(f"bind ({cfg.method}): wrote {', '.join(f'{m} {z.shape}' for m, z in sorted(Z.items()))} to {out_root}")

@@ -1,7 +1,15 @@
 """`embridge fit`: fit one bridging method on the train split of a folder of embedding tables; write MAPDIR."""
 
 import click
-from embridge.stages.options import device_option, echo, seed_option, tables_option
+from embridge.stages.options import (
+    device_option,
+    dvclive_option,
+    echo,
+    progress_option,
+    seed_option,
+    tables_option,
+    training_logs,
+)
 
 
 @click.command("fit")
@@ -14,7 +22,9 @@ from embridge.stages.options import device_option, echo, seed_option, tables_opt
 @seed_option
 @device_option
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder to write config.json + state.safetensors into.")
-def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, device, out_dir):
+@progress_option
+@dvclive_option
+def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, device, out_dir, progress, dvclive_dir):
     """Fit METHOD on the train rows of TABLES using only PAIRS; command-line flags override params.yaml."""
     import time
 
@@ -32,7 +42,8 @@ def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, d
     anchor = anchor or p.anchor
     pair_list = parse_pairs(pairs if pairs is not None else p.pairs.train, modalities=tables)
     t0 = time.perf_counter()
-    est.fit(tables, anchor, pair_list)
+    with training_logs(progress, dvclive_dir):
+        est.fit(tables, anchor, pair_list)
     est.save(out_dir)
     echo(f"fit {method}: {sorted(tables)} -> {anchor} space on {['-'.join(q) for q in pair_list]} "
                f"in {time.perf_counter() - t0:.1f} s; wrote {out_dir}/config.json, state.safetensors")

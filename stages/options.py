@@ -84,3 +84,29 @@ def detail(message: str) -> None:
 def emit_json(obj) -> None:
     """The --json output: one line of JSON on stdout (printed under -q too)."""
     click.echo(json.dumps(obj, sort_keys=True))
+
+
+def progress_option(fn):
+    return click.option("--progress/--no-progress", default=None,
+                        help="Progress bars on stderr [default: on when stderr is a terminal, off under -q].")(fn)
+
+
+def show_progress(flag: bool | None) -> bool:
+    import sys
+
+    if quiet():
+        return False
+    return sys.stderr.isatty() if flag is None else flag
+
+
+def dvclive_option(fn):
+    return click.option("--dvclive", "dvclive_dir", default=None, type=click.Path(),
+                        help="Log each training loop's per-epoch loss with dvclive into this folder "
+                             "(needs the optional dvclive: pip install 'embridge[live]').")(fn)
+
+
+def training_logs(progress: bool | None, dvclive_dir: str | None):
+    """The per-epoch hooks of the training loops run inside (embridge.methods.train_log)."""
+    from embridge.methods.train_log import logging_to
+
+    return logging_to(progress=show_progress(progress), dvclive=dvclive_dir)
