@@ -158,10 +158,21 @@ class ImportSpec:
     dtype: str = "float32"
     encoder: str = "imported"
     class_names: str | None = None  # text file, one class name per line, for integer labels
+    # a folder or glob of shards (clip-retrieval / embedding-reader; embridge.store.shards) instead of one file:
+    metadata: str | None = None  # folder or glob of metadata_<i>.parquet (default: clip-retrieval's sibling metadata/)
+    embeddings_column: str | None = None  # vector column of Parquet shards (default: embedding)
+    id_column: str | None = None  # metadata columns: ids, labels, pair ids, split
+    label_column: str | None = None
+    pair_id_column: str | None = None
+    split_column: str | None = None
 
 
 def import_embeddings(spec: ImportSpec) -> Manifest:
     """Read, check and write one modality's embedding table to spec.out. Returns its manifest."""
+    from embridge.store.shards import import_shards, is_sharded
+
+    if is_sharded(spec.embeddings):
+        return import_shards(spec)
     emb_path, emb_key = split_key(spec.embeddings)
     X = load_array(emb_path, emb_key)
     if X.dtype == object:
