@@ -97,5 +97,6 @@ def test_exp_run_reruns_only_the_changed_method(repo):
     assert after != before
     diff = dvc("metrics", "diff", "--json", cwd=repo).stdout
     changed = json.loads(diff)
-    assert "metrics/emergentbridge.json" in changed
-    assert "metrics/raw.json" not in changed  # untouched methods show no change
+    assert "metrics/dvc/emergentbridge.json" in changed  # the headline file DVC reads as metrics
+    assert "metrics/dvc/raw.json" not in changed  # untouched methods show no change
+    assert "metrics/emergentbridge.json" not in changed  # the full detail is a plain output

@@ -4,8 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from embridge.methods import get_method
-from embridge.methods import train_log
+from embridge.methods import get_method, train_log
 from embridge.store.synth import SynthConfig, make_synthetic
 
 PAIRS = [("image", "text"), ("audio", "text")]
