@@ -2,6 +2,7 @@
 
 import click
 from embridge.stages.options import (
+    detail,
     device_option,
     echo,
     emit_json,
@@ -67,6 +68,9 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor, 
                        device=str(resolve_device(p.device if device is None else device)))
     write_metrics(metrics, out_path)
     head = headline(metrics)
+    for k, v in metrics["retrieval"].items():  # -v: every pair's retrieval metrics
+        detail(f"  {k} ({'paired' if v['paired'] else 'unpaired'}): "
+               + ", ".join(f"{m}={v[m]}" for m in v if m not in ("paired", "queries", "gallery")))
     if dvc_path:
         write_dvc_metrics(metrics, dvc_path)
     if plot_path:

@@ -2,6 +2,7 @@
 
 import click
 from embridge.stages.options import (
+    detail,
     device_option,
     dvclive_option,
     echo,
@@ -38,6 +39,7 @@ def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, d
         raise ConfigError(f"method {method!r} does not exist; available methods: {sorted(METHODS)}")
     p = load_params(params_file)
     est = get_method(method, **method_params(p, method, seed=seed, device=device, pairs_per_class=pairs_per_class))
+    detail(f"{est!r}")  # -v: the constructor arguments in effect
     tables = load_tables(tables_dir)
     anchor = anchor or p.anchor
     pair_list = parse_pairs(pairs if pairs is not None else p.pairs.train, modalities=tables)

@@ -75,3 +75,16 @@ def test_evaluate_json_summary_and_dvc_metrics(tables, tmp_path):
     assert rows[0] == "pair,R@1" and len(rows) == 1 + len(full["retrieval"])
     assert rows[1] == f"audio->image (unpaired),{full['retrieval']['audio->image']['R@1']:.6g}"
     assert rows[3].startswith("audio->text,")  # unpaired first, then paired
+
+
+def test_verbose_shows_every_pair(tables, tmp_path):
+    out = tmp_path / "m" / "raw.json"
+    args = ["evaluate", "--tables", str(tables), "--method", "raw", "--anchor", "text", "--pairs", "image-text",
+            "--out", str(out)]
+    plain = CliRunner().invoke(cli, args)
+    loud = CliRunner().invoke(cli, [*args, "-v"])
+    assert plain.exit_code == 0 and loud.exit_code == 0, loud.output
+    full = json.loads(out.read_text())
+    for pair, r in full["retrieval"].items():
+        line = next(ln for ln in loud.output.splitlines() if ln.strip().startswith(f"{pair} ("))
+        assert f"R@1={r['R@1']}" in line and f"{pair} (" not in plain.output
