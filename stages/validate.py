@@ -16,18 +16,34 @@ def cli(table_dirs, require_splits, as_json):
     """
     from pathlib import Path
 
+    from embridge.errors import EmbridgeError
     from embridge.store import has_manifest, list_tables
     from embridge.store.validate import validate_table
 
     splits = tuple(s for s in require_splits.split(",") if s)
     report = []
     for d in table_dirs:
-        targets = [Path(d)] if has_manifest(d) or not Path(d).is_dir() else list(list_tables(d).values())
+        try:
+            targets = [Path(d)] if has_manifest(d) or not Path(d).is_dir() else list(list_tables(d).values())
+        except EmbridgeError as exc:
+            if not as_json:
+                raise
+            targets = []
+            report.append({"table": str(d), "ok": False, "error": str(exc)})
         for t in targets:
-            m = validate_table(t, require_splits=splits)
+            try:
+                m = validate_table(t, require_splits=splits)
+            except EmbridgeError as exc:  # --json: every table's verdict, then exit 1
+                if not as_json:
+                    raise
+                report.append({"table": str(t), "ok": False, "error": str(exc)})
+                continue
             report.append({"table": str(t), "ok": True, "modality": m.modality, "rows": m.num_rows, "dim": m.dim,
                            "dtype": m.dtype, "shards": len(m.shards)})
             if not as_json:
                 echo(f"ok  {t}: {m.modality}, {m.num_rows} rows x {m.dim} ({m.dtype}), {len(m.shards)} shard(s)")
     if as_json:
-        emit_json({"ok": True, "tables": report})
+        ok = all(r["ok"] for r in report)
+        emit_json({"ok": ok, "tables": report})
+        if not ok:
+            raise SystemExit(1)

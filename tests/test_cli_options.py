@@ -51,10 +51,19 @@ def test_validate_json_and_quiet(tables):
     out = json.loads(res.output)
     assert out["ok"] and sorted(t["modality"] for t in out["tables"]) == ["audio", "image", "text"]
     assert {t["rows"] for t in out["tables"]} == {120} and {t["dim"] for t in out["tables"]} == {8}
+    shard = tables / "audio" / "part-00000.parquet"
+    shard.write_bytes(shard.read_bytes()[:100])  # truncated: refused, the others still reported
+    res = CliRunner().invoke(cli, ["validate", "--json", str(tables)])
+    out = json.loads(res.output)
+    assert res.exit_code == 1 and not out["ok"]
+    bad = [t for t in out["tables"] if not t["ok"]]
+    assert len(bad) == 1 and "part-00000.parquet" in bad[0]["error"] and bad[0]["table"].endswith("audio")
+    assert sum(t["ok"] for t in out["tables"]) == 2
+    (tables / "audio").rename(tables.parent / "audio_bad")
     res = CliRunner().invoke(cli, ["validate", "-q", str(tables)])
     assert res.exit_code == 0 and res.output == ""
     res = CliRunner().invoke(cli, ["validate", str(tables)])
-    assert res.output.count("ok  ") == 3  # -q of the previous call does not leak
+    assert res.output.count("ok  ") == 2  # -q of the previous call does not leak
 
 
 def test_evaluate_json_summary_and_dvc_metrics(tables, tmp_path):
