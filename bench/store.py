@@ -62,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
 
     table = args.data / "text"
-    manifest = table / "manifest.json"
+    manifest = table / "_manifest.json"
     made = json.loads(manifest.read_text()) if manifest.exists() else None
     if not made or made["num_rows"] != args.rows or made["dim"] != args.dim:
         t = time.perf_counter()

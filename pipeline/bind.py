@@ -13,6 +13,7 @@ from embridge.errors import ConfigError
 from embridge.methods.base import l2_normalize, package_versions
 from embridge.methods.heads import ProjectionHead
 from embridge.methods.losses import MultiPositiveInfoNCE
+from embridge.methods.train_log import epoch_log
 from embridge.methods.training import ContrastiveData, apply, generator, seeded, unit
 from embridge.pairing import pair_rows
 from embridge.store import EmbeddingTable, TableWriter
@@ -30,12 +31,14 @@ def train_head(
     gen = generator(seed, device)
     loss_fn = MultiPositiveInfoNCE(cfg.tau)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    for _ in range(cfg.epochs * data.steps_per_epoch(cfg.batch_size)):
+    log = epoch_log(f"bind/{src.modality}", cfg.epochs, data.steps_per_epoch(cfg.batch_size))
+    for _ in log.steps():  # per-epoch hooks (progress bar, dvclive) run outside the step body
         ix, iy, pos = data.sample(cfg.batch_size, gen)
         loss = loss_fn(unit(head(data.X[ix])), data.Y[iy], pos)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        log.loss = loss
     return head.eval()
 
 

@@ -1,6 +1,14 @@
 """`embridge bind`: features/<modality> -> unified/<modality> (projection heads onto the anchor, or passthrough)."""
 
 import click
+from embridge.stages.options import (
+    device_option,
+    dvclive_option,
+    echo,
+    progress_option,
+    seed_option,
+    training_logs,
+)
 
 
 @click.command("bind")
@@ -8,7 +16,11 @@ import click
 @click.option("--out", "out_root", default="unified", show_default=True, type=click.Path(), help="Folder to write unified/<modality>/ tables into.")
 @click.option("--params", "params_file", default=None, type=click.Path(), help="params.yaml: reads seed, device, anchor, pairs and the bind: section.")
 @click.option("--method", type=click.Choice(["projection", "passthrough"]), default=None, help="Override bind.method.")
-def cli(features, out_root, params_file, method):
+@seed_option
+@device_option
+@progress_option
+@dvclive_option
+def cli(features, out_root, params_file, method, seed, device, progress, dvclive_dir):
     """Project every non-anchor modality onto the anchor's space with a head trained on sparse train pairs."""
     import dataclasses
     from pathlib import Path
@@ -29,6 +41,8 @@ def cli(features, out_root, params_file, method):
     for m in tables:  # before any work: each out_root/<m> is absent, empty or a table
         check_output_dir(Path(out_root) / m, is_table_file if (Path(out_root) / m / MANIFEST).is_file() else (lambda n: False))
     pairs = parse_pairs(p.pairs.train, modalities=tables)
-    Z = bind_tables(tables, p.anchor, pairs, cfg, pairs_per_class=p.pairs.pairs_per_class, seed=p.seed, device=p.device)
+    with training_logs(progress, dvclive_dir):
+        Z = bind_tables(tables, p.anchor, pairs, cfg, pairs_per_class=p.pairs.pairs_per_class,
+                        seed=p.seed if seed is None else seed, device=p.device if device is None else device)
     write_unified(tables, Z, out_root, cfg)
-    click.echo(f"bind ({cfg.method}): wrote {', '.join(f'{m} {z.shape}' for m, z in sorted(Z.items()))} to {out_root}")
+    echo(f"bind ({cfg.method}): wrote {', '.join(f'{m} {z.shape}' for m, z in sorted(Z.items()))} to {out_root}")

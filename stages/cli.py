@@ -31,7 +31,12 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(module), attr)
+        cmd = getattr(importlib.import_module(module), attr)
+        if not any(p.name == "quiet" for p in cmd.params):  # -q/--quiet, -v/--verbose on every command
+            from embridge.stages.options import verbosity_params
+
+            cmd.params.extend(verbosity_params())
+        return cmd
 
     def format_commands(self, ctx, formatter):
         rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
@@ -46,6 +51,9 @@ def cli() -> None:
 
     Run the whole default benchmark with `dvc repro`; every stage is also a subcommand here.
     """
+    from embridge.stages.options import reset_verbosity
+
+    reset_verbosity()
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # OpenMP threads that spin while waiting (the default of torch's and CTranslate2's runtimes)

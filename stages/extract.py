@@ -3,6 +3,7 @@
 import os
 
 import click
+from embridge.stages.options import echo, quiet
 
 
 @click.command("extract")
@@ -27,5 +28,5 @@ def cli(modality, raw_dir, out_dir, params_path, encoder, progress):
     if encoder is not None:
         cfg.encoders = {**cfg.encoders, modality: encoder}
     out_dir = out_dir or os.path.join("features", modality)
-    m = extract(modality, raw_dir, out_dir, cfg, progress=progress, log=click.echo)
-    click.echo(f"wrote {out_dir}: {m.num_rows} rows x {m.dim} ({m.encoder}), {len(m.shards)} shard(s)")
+    m = extract(modality, raw_dir, out_dir, cfg, progress=progress and not quiet(), log=echo)
+    echo(f"wrote {out_dir}: {m.num_rows} rows x {m.dim} ({m.encoder}), {len(m.shards)} shard(s)")

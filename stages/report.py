@@ -1,6 +1,7 @@
 """`embridge report`: metrics/*.json (and metrics/sweep/<pairs_per_class>/*.json) -> reports/."""
 
 import click
+from embridge.stages.options import echo
 
 
 @click.command("report")
@@ -18,4 +19,4 @@ def cli(metrics_dir, out_dir, params_path):
     cfg = load_params(params_path).section("report")
     check_output_dir(out_dir, lambda name: True)  # before any work: a folder (or none yet), not a file
     for path in build_report(metrics_dir, out_dir, cfg):
-        click.echo(f"wrote {path}")
+        echo(f"wrote {path}")

@@ -1,6 +1,7 @@
 """`embridge sweep`: one point of the low-data sweep (bind + fit + evaluate at one pairs_per_class)."""
 
 import click
+from embridge.stages.options import device_option, echo, progress_option, seed_option, training_logs
 
 
 @click.command("sweep")
@@ -8,7 +9,10 @@ import click
 @click.option("--features", default="features", show_default=True, type=click.Path(), help="Folder of frozen feature tables.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(), help="params.yaml")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for <method>.json, e.g. metrics/sweep/5.")
-def cli(pairs_per_class, features, params_path, out_dir):
+@seed_option
+@device_option
+@progress_option
+def cli(pairs_per_class, features, params_path, out_dir, seed, device, progress):
     """Re-bind with at most PAIRS_PER_CLASS pairs per class, fit the sweep's methods, evaluate them."""
     import time
 
@@ -20,7 +24,12 @@ def cli(pairs_per_class, features, params_path, out_dir):
     if pairs_per_class < 0:
         raise ConfigError(f"--pairs-per-class {pairs_per_class}: expected >= 0 (0 = all pairs)")
     params = load_params(params_path)
+    if seed is not None:
+        params.seed = seed
+    if device is not None:
+        params.device = device
     t0 = time.perf_counter()
-    files = run_point(load_tables(features), pairs_per_class, params, out_dir)
-    click.echo(f"sweep pairs_per_class={pairs_per_class}: wrote {len(files)} metrics files to {out_dir} "
+    with training_logs(progress, None):
+        files = run_point(load_tables(features), pairs_per_class, params, out_dir)
+    echo(f"sweep pairs_per_class={pairs_per_class}: wrote {len(files)} metrics files to {out_dir} "
                f"in {time.perf_counter() - t0:.1f} s")

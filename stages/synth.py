@@ -1,6 +1,7 @@
 """`embridge synth`: synthetic embedding tables with the C^3 geometry and truth.safetensors."""
 
 import click
+from embridge.stages.options import echo
 
 
 @click.command("synth")
@@ -27,4 +28,4 @@ def cli(out_root, modalities, **kw):
     kw["modalities"] = [m.strip() for m in modalities.split(",") if m.strip()]
     cfg = build_dataclass(SynthConfig, kw, "synth")  # the typed-config checks: types, finite floats, ranges
     write_synthetic(out_root, cfg)
-    click.echo(f"wrote {len(cfg.modalities)} tables of {cfg.n} x {cfg.dim} ({cfg.dtype}) and truth.safetensors to {out_root}")
+    echo(f"wrote {len(cfg.modalities)} tables of {cfg.n} x {cfg.dim} ({cfg.dtype}) and truth.safetensors to {out_root}")

@@ -81,7 +81,7 @@ def test_killed_extraction_resumes_and_matches_an_uninterrupted_run(tmp_path):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)  # no chance to clean up: the worst case
     proc.wait()
-    assert not (killed / "manifest.json").exists()  # an incomplete table is never trusted
+    assert not (killed / "_manifest.json").exists()  # an incomplete table is never trusted
     kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in killed.glob("part-*.parquet")}
     assert 4 <= len(kept) < n_shards
     with pytest.raises(Exception, match="manifest.json: missing"):
@@ -110,20 +110,20 @@ def test_truncated_shard_is_refused_and_no_map_is_written(tables, tmp_path):
 
 
 def test_shard_rows_not_matching_the_manifest(tables, tmp_path):
-    m = json.loads((tables / "image" / "manifest.json").read_text())
+    m = json.loads((tables / "image" / "_manifest.json").read_text())
     m["shards"][0]["num_rows"] += 5
     m["num_rows"] += 5
-    (tables / "image" / "manifest.json").write_text(json.dumps(m))
+    (tables / "image" / "_manifest.json").write_text(json.dumps(m))
     out = tmp_path / "m.json"
     refused(embridge("evaluate", "--tables", tables, "--method", "raw", "--out", out),
-            "part-00000.parquet", "holds 240 rows but manifest.json records 245")
+            "part-00000.parquet", "holds 240 rows but _manifest.json records 245")
     assert not out.exists()
 
 
 def test_manifest_lying_about_the_dimension(tables, tmp_path):
-    m = json.loads((tables / "text" / "manifest.json").read_text())
+    m = json.loads((tables / "text" / "_manifest.json").read_text())
     m["dim"] = 32
-    (tables / "text" / "manifest.json").write_text(json.dumps(m))
+    (tables / "text" / "_manifest.json").write_text(json.dumps(m))
     refused(embridge("fit", "--method", "linear", "--tables", tables, "--out", tmp_path / "map"),
             str(tables / "text" / "part-00000.parquet"), "dimension 16", "dim = 32")
 

@@ -126,3 +126,53 @@ def test_fit_reads_only_train_rows(tables):
     b = get_method("linear").fit(moved, "text", PAIRS)
     X = tables["audio"].X[:20]
     np.testing.assert_array_equal(a.transform(X, "audio"), b.transform(X, "audio"))
+
+
+# ----------------------------------------------------------------------------- scikit-learn protocol
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_sklearn_clone_gives_an_unfitted_equal_copy(name, fitted, tables):
+    base = pytest.importorskip("sklearn.base")
+    m = fitted[name]
+    c = base.clone(m)  # calls get_params(deep=False), rebuilds, checks every param is the same object
+    assert type(c) is type(m) and c is not m
+    assert c.get_params(deep=True) == m.get_params(deep=False) == m.get_params()
+    assert not getattr(c, "fitted_", False)  # learned state is not copied
+    with pytest.raises(NotFittedError):
+        c.transform(tables["audio"].X, "audio")
+    # the clone fits to the same answer (same seed, same data)
+    X = tables["audio"].X
+    np.testing.assert_allclose(c.fit(tables, "text", PAIRS).transform(X, "audio"), m.transform(X, "audio"), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_set_params_round_trip_and_checks(name):
+    m = get_method(name, **params_for(name))
+    params = m.get_params()
+    assert m.set_params(**params) is m and m.get_params() == params
+    key = next(iter(params), None)
+    if key is not None:
+        assert m.set_params(**{key: params[key]}).get_params()[key] == params[key]
+    with pytest.raises(ConfigError, match="no_such_param"):
+        m.set_params(no_such_param=1)
+
+
+def test_set_params_changes_the_fit(tables):
+    X = tables["audio"].X
+    m = get_method("cca", k=2)
+    assert m.set_params(k=4).k == 4
+    want = get_method("cca", k=4).fit(tables, "text", PAIRS).transform(X, "audio")
+    other = get_method("cca", k=2).fit(tables, "text", PAIRS).transform(X, "audio")
+    got = m.fit(tables, "text", PAIRS).transform(X, "audio")
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert not np.allclose(got, other, atol=1e-3)
+
+
+def test_not_fitted_error_is_sklearns_where_installed(tables):
+    exceptions = pytest.importorskip("sklearn.exceptions")
+    m = get_method("procrustes")
+    with pytest.raises(exceptions.NotFittedError):  # caught by code that knows only sklearn's error
+        m.transform(tables["audio"].X, "audio")
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+    assert not m.__sklearn_is_fitted__() and m.fit(tables, "text", PAIRS).__sklearn_is_fitted__()

@@ -28,8 +28,8 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo):
     ran = stages_run(repo.joinpath("first_repro.log").read_text())
     assert ran == stage_names(repo)  # every stage, on an empty cache
     for m in ("image", "audio", "text"):
-        assert (repo / "features" / m / "manifest.json").is_file()
-        assert (repo / "unified" / m / "manifest.json").is_file()
+        assert (repo / "features" / m / "_manifest.json").is_file()
+        assert (repo / "unified" / m / "_manifest.json").is_file()
     assert len(list((repo / "features" / "audio").glob("part-*.parquet"))) >= 2  # rows_per_shard: 32
     for method in ("raw", "procrustes", "emergentbridge"):
         assert (repo / "maps" / method / "state.safetensors").is_file()
@@ -63,7 +63,7 @@ def test_sharing_through_a_local_remote(repo, tmp_path):
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     assert not (clone / "features" / "audio").exists() and not (clone / ".dvc" / "cache").exists()
     dvc("pull", cwd=clone)
-    assert (clone / "features" / "audio" / "manifest.json").is_file()
+    assert (clone / "features" / "audio" / "_manifest.json").is_file()
     res = dvc("repro", cwd=clone)
     assert stages_run(res.stdout) == set(), res.stdout
     # deleting the cache and the outputs, then pulling, restores everything as well
@@ -97,5 +97,6 @@ def test_exp_run_reruns_only_the_changed_method(repo):
     assert after != before
     diff = dvc("metrics", "diff", "--json", cwd=repo).stdout
     changed = json.loads(diff)
-    assert "metrics/emergentbridge.json" in changed
-    assert "metrics/raw.json" not in changed  # untouched methods show no change
+    assert "metrics/dvc/emergentbridge.json" in changed  # the headline file DVC reads as metrics
+    assert "metrics/dvc/raw.json" not in changed  # untouched methods show no change
+    assert "metrics/emergentbridge.json" not in changed  # the full detail is a plain output

@@ -71,7 +71,7 @@ def test_dimension_differing_from_manifest(tmp_path):
     m = json.loads((root / MANIFEST).read_text())
     m["dim"] = 8
     (root / MANIFEST).write_text(json.dumps(m))
-    _expect(root, "dimension 6, but manifest.json says dim = 8")
+    _expect(root, "dimension 6, but _manifest.json says dim = 8")
 
 
 def test_empty_split_and_bad_split_value(tmp_path):
@@ -95,7 +95,7 @@ def test_missing_shard_and_row_count_mismatch(tmp_path):
     root = _write(tmp_path / "t")
     t = pq.read_table(root / "part-00001.parquet")
     _rewrite_shard(root, 1, t.slice(0, 10))
-    _expect(root, "holds 10 rows but manifest.json records 15")
+    _expect(root, "holds 10 rows but _manifest.json records 15")
     (root / "part-00001.parquet").unlink()
     _expect(root, "does not exist")
 

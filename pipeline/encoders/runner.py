@@ -23,9 +23,9 @@ from embridge.data.raw import INPUT_COLUMNS, MODALITY_FILES, read_raw, read_raw_
 from embridge.encoders import ENCODERS, Encoder, get_encoder
 from embridge.errors import ConfigError, InputError
 from embridge.store import (
-    MANIFEST,
     Manifest,
     ShardInfo,
+    remove_manifest,
     remove_stale_shards,
     shard_name,
     to_arrow,
@@ -135,7 +135,7 @@ def extract(
     fingerprint = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MANIFEST).unlink(missing_ok=True)  # the table is incomplete until the manifest is back
+    remove_manifest(out_dir)  # the table is incomplete until the manifest is back
     n_shards = -(-n // R)
     sizes = [min(R, n - k * R) for k in range(n_shards)]
     start = 0

@@ -94,9 +94,26 @@ class BridgeMethod:
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
 
-    def get_params(self) -> dict:
-        """The constructor's keyword arguments as stored (JSON-serializable)."""
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's keyword arguments as stored (JSON-serializable). `deep` is scikit-learn's
+        flag for nested estimators; a method holds none, so both values give the same dict."""
         return {k: getattr(self, k) for k in self.param_names()}
+
+    def set_params(self, **params) -> BridgeMethod:
+        """Set constructor arguments (scikit-learn protocol), checked like the constructor's: an unknown
+        or mistyped key raises ConfigError. Learned state is left as it is until the next fit. Returns self."""
+        from embridge.config.schema import check_kwargs
+
+        if not params:
+            return self
+        checked = check_kwargs(type(self), {**self.get_params(), **params}, f"{type(self).__name__}.set_params")
+        for key in params:
+            setattr(self, key, checked[key])
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """True after fit or load (the hook scikit-learn's fitted checks call)."""
+        return bool(getattr(self, "fitted_", False))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -8,6 +8,7 @@ import torch
 from embridge.errors import ConfigError
 from embridge.methods.losses import CosineLoss, MultiPositiveInfoNCE
 from embridge.methods.neural import NeuralMethod
+from embridge.methods.train_log import epoch_log
 from embridge.methods.training import (
     ContrastiveData,
     check_training_params,
@@ -112,8 +113,8 @@ class CycleMLP(NeuralMethod):
         infonce, cosine = MultiPositiveInfoNCE(self.tau), CosineLoss()
         params = [p for h in self.heads_.values() for p in h.parameters()]
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        steps = self.epochs * max(dd.steps_per_epoch(self.batch_size) for dd in data.values())
-        for _ in range(steps):
+        log = epoch_log(self.name, self.epochs, max(dd.steps_per_epoch(self.batch_size) for dd in data.values()))
+        for _ in log.steps():  # per-epoch hooks (progress bar, dvclive) run outside the step body
             loss = 0.0
             for (s, t), dd in data.items():
                 ix, iy, pos = dd.sample(self.batch_size, gen)
@@ -132,6 +133,7 @@ class CycleMLP(NeuralMethod):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            log.loss = loss
 
     def _around(self, X: torch.Tensor, start: str) -> torch.Tensor:
         """Once around the cycle from `start`: (n, d) -> (n, d) unit rows."""

@@ -10,6 +10,7 @@ import torch
 from embridge.errors import ConfigError
 from embridge.methods.losses import CosineLoss, MultiPositiveInfoNCE, ProxyLoss
 from embridge.methods.neural import NeuralMethod
+from embridge.methods.train_log import epoch_log
 from embridge.methods.training import (
     ContrastiveData,
     check_training_params,
@@ -129,7 +130,7 @@ class EmergentBridge(NeuralMethod):
             P = pair_rows(train[anchor], train[b], self.pairs_per_class, self.seed)
             A, B = tensor(Xp[anchor][P.src], dev), tensor(P.targets(Xp[b], train[b].labels), dev)
             g = self._new_head(f"g/{b}", {"kind": "residual", "dim": d_a, "hidden": self.hidden}, 1 + i)
-            self._train(g.parameters(), self.proxy_epochs * -(-len(A) // self.batch_size),
+            self._train(g.parameters(), epoch_log(f"{self.name}/proxy_{b}", self.proxy_epochs, -(-len(A) // self.batch_size)),
                         lambda g=g, A=A, B=B: _regression_step(g, A, B, self.batch_size, gen))
             proxies[b] = g.eval().requires_grad_(False)
         # 2. head f for the new modality
@@ -143,11 +144,13 @@ class EmergentBridge(NeuralMethod):
         infonce, proxy_loss = MultiPositiveInfoNCE(self.tau), ProxyLoss(self.projection)
         params = list(f.parameters())
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        for _ in range(self.epochs * data.steps_per_epoch(self.batch_size)):
+        log = epoch_log(self.name, self.epochs, data.steps_per_epoch(self.batch_size))
+        for _ in log.steps():  # per-epoch hooks (progress bar, dvclive) run outside the step body
             ix, iy, pos = data.sample(self.batch_size, gen)
             Z = unit(f(corrupt_t(data.X[ix], self.corrupt_sigma, gen)))  # (B, d_a)
             Ya = data.Y[iy]  # (C, d_a)
             l_anchor = infonce(Z, Ya, pos)["loss"]
+            log.loss = l_anchor
             opt.zero_grad(set_to_none=True)
             if self.lam == 0:
                 l_anchor.backward()
@@ -173,12 +176,14 @@ class EmergentBridge(NeuralMethod):
             opt.step()
         f.eval()
 
-    def _train(self, params, steps: int, step_fn) -> None:
+    def _train(self, params, log, step_fn) -> None:
         opt = torch.optim.AdamW(list(params), lr=self.lr, weight_decay=self.weight_decay)
-        for _ in range(steps):
+        for _ in log.steps():
             opt.zero_grad(set_to_none=True)
-            step_fn().backward()
+            loss = step_fn()
+            loss.backward()
             opt.step()
+            log.loss = loss
 
     def _transform_t(self, X: torch.Tensor, modality: str) -> torch.Tensor:
         return self.heads_["f"](X) if modality == self.new else X
@@ -201,11 +206,8 @@ def _ablation(base: type, cls_name: str, name: str, fixed: dict, doc: str) -> ty
     __init__.__annotations__ = {k: v for k, v in base.__init__.__annotations__.items() if k not in fixed}
     __init__.__defaults__ = None
 
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in self.param_names()}
-
-    return type(cls_name, (base,), {"__init__": __init__, "name": name, "__doc__": doc,
-                                "get_params": get_params, "__module__": __name__})
+    # get_params / set_params come from BridgeMethod, over param_names() of this signature
+    return type(cls_name, (base,), {"__init__": __init__, "name": name, "__doc__": doc, "__module__": __name__})
 
 
 NaiveProxy = _ablation(EmergentBridge, "NaiveProxy", "naive_proxy", {"projection": "none"},

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from embridge.config.modalities import SPLITS
 from embridge.errors import InputError
-from embridge.store.manifest import MANIFEST, Manifest
+from embridge.store.manifest import MANIFEST, Manifest, manifest_path
 from embridge.store.reader import embeddings_view
 
 
@@ -61,7 +61,7 @@ class TableChecker:
     def __init__(self, table_dir: str | Path, manifest: Manifest):
         self.table_dir, self.manifest = Path(table_dir), manifest
         if manifest.num_rows == 0 or not manifest.shards:
-            raise InputError(f"{self.table_dir / MANIFEST}: the table is empty (0 rows); expected at least one row")
+            raise InputError(f"{manifest_path(self.table_dir)}: the table is empty (0 rows); expected at least one row")
         self.seen: dict[str, tuple[str, int]] = {}
         self.split_counts = dict.fromkeys(SPLITS, 0)
         self.total = 0
@@ -120,7 +120,7 @@ class TableChecker:
     def finish(self, require_splits: tuple[str, ...] = SPLITS) -> Manifest:
         """The checks that need every row: the row count and the required splits."""
         if self.total != self.manifest.num_rows:
-            raise InputError(f"{self.table_dir / MANIFEST}: records {self.manifest.num_rows} rows, the shards hold {self.total}")
+            raise InputError(f"{manifest_path(self.table_dir)}: records {self.manifest.num_rows} rows, the shards hold {self.total}")
         counts = self.split_counts
         for s in require_splits:
             if counts[s] == 0:

@@ -14,9 +14,9 @@ import numpy as np
 from embridge.config.modalities import check_modality_name
 from embridge.errors import InputError
 from embridge.files import atomic_dir, check_no_input_inside, check_output_dir
-from embridge.store import MANIFEST, Manifest, TableWriter
+from embridge.store import Manifest, TableWriter
 from embridge.store.checks import bad_rows, check_matrix
-from embridge.store.manifest import is_table_file
+from embridge.store.manifest import has_manifest, is_table_file
 
 EMBEDDING_FORMATS = (".npy", ".npz", ".parquet", ".safetensors")
 VALUE_FORMATS = EMBEDDING_FORMATS + (".txt", ".csv")
@@ -241,6 +241,13 @@ class ImportSpec:
     encoder: str = "imported"
     class_names: str | None = None  # text file, one class name per line: label c (or a label equal to a name) is that class
     overwrite: bool = False  # replace an --out folder that holds files embridge did not write there
+    # a folder or glob of shards (clip-retrieval / embedding-reader; embridge.store.shards) instead of one file:
+    metadata: str | None = None  # folder or glob of metadata_<i>.parquet (default: clip-retrieval's sibling metadata/)
+    embeddings_column: str | None = None  # vector column of Parquet shards (default: embedding)
+    id_column: str | None = None  # metadata columns: ids, labels, pair ids, split
+    label_column: str | None = None
+    pair_id_column: str | None = None
+    split_column: str | None = None
 
 
 def import_embeddings(spec: ImportSpec) -> Manifest:
@@ -255,7 +262,11 @@ def import_embeddings(spec: ImportSpec) -> Manifest:
     out = Path(spec.out)
     inputs = [split_key(v)[0] for v in (spec.embeddings, spec.labels, spec.ids, spec.pair_ids, spec.split) if v]
     check_no_input_inside(out, inputs + ([Path(spec.class_names)] if spec.class_names else []))
-    check_output_dir(out, is_table_file if (out / MANIFEST).is_file() else (lambda name: False), spec.overwrite)
+    check_output_dir(out, is_table_file if has_manifest(out) else (lambda name: False), spec.overwrite)
+    from embridge.store.shards import import_shards, is_sharded
+
+    if is_sharded(spec.embeddings):
+        return import_shards(spec)
     emb_path, emb_key = split_key(spec.embeddings)
     X = load_array(emb_path, emb_key)
     if X.dtype == object:

@@ -1,4 +1,9 @@
-"""A table's manifest.json and schema: the columns (design section 3), dims, dtypes and shard list.
+"""A table's _manifest.json and schema: the columns (design section 3), dims, dtypes and shard list.
+
+The manifest's name starts with "_" so that the folder reads as a plain Parquet dataset in other tools:
+Arrow's dataset discovery, Spark and Hadoop skip files named "_*" or ".*" (pyarrow's default
+`ignore_prefixes`), polars and DuckDB globs match only `*.parquet`. Tables written before this name read
+through LEGACY_MANIFEST ("manifest.json").
 
 Columns: id string, split string (train|val|test), label int32 nullable, pair_id string nullable,
 embedding fixed_size_list<float32|float16>[d].
@@ -15,7 +20,8 @@ import pyarrow as pa
 from embridge.errors import InputError
 from embridge.files import atomic_write_bytes, read_json
 
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"  # written beside the shards
+LEGACY_MANIFEST = "manifest.json"  # the name before format 1.1: still read, never written
 SHARD_RE = re.compile(r"^part-(\d{5})\.parquet$")
 META_COLUMNS = ("id", "split", "label", "pair_id")
 DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
@@ -115,13 +121,34 @@ class Manifest:
 # ----------------------------------------------------------------------------- atomic writes
 
 
+def manifest_path(table_dir: str | Path) -> Path:
+    """The manifest file of `table_dir`: _manifest.json, else a legacy manifest.json, else (neither
+    exists) the _manifest.json path a writer would create."""
+    table_dir = Path(table_dir)
+    path = table_dir / MANIFEST
+    legacy = table_dir / LEGACY_MANIFEST
+    return legacy if not path.is_file() and legacy.is_file() else path
+
+
+def has_manifest(table_dir: str | Path) -> bool:
+    """True when `table_dir` holds a manifest (either name): a complete table."""
+    return (Path(table_dir) / MANIFEST).is_file() or (Path(table_dir) / LEGACY_MANIFEST).is_file()
+
+
+def remove_manifest(table_dir: str | Path) -> None:
+    """Delete the manifest (both names): the table counts as incomplete until write_manifest."""
+    for name in (MANIFEST, LEGACY_MANIFEST):
+        (Path(table_dir) / name).unlink(missing_ok=True)
+
+
 def write_manifest(out_dir: str | Path, manifest: Manifest) -> None:
     atomic_write_bytes(Path(out_dir) / MANIFEST, manifest.to_json().encode())
+    (Path(out_dir) / LEGACY_MANIFEST).unlink(missing_ok=True)  # a rewritten old table keeps one manifest
 
 
 def read_manifest(table_dir: str | Path) -> Manifest:
     table_dir = Path(table_dir)
-    path = table_dir / MANIFEST
+    path = manifest_path(table_dir)
     if not table_dir.is_dir():
         raise InputError(f"{table_dir}: not a folder (expected an embedding table: part-*.parquet + {MANIFEST})")
     d = read_json(path, f"{table_dir} is not a complete embedding table")

@@ -17,6 +17,7 @@ from embridge.store.manifest import (
     MANIFEST,
     META_COLUMNS,
     Manifest,
+    has_manifest,
     looks_like_table,
     read_manifest,
 )
@@ -124,7 +125,7 @@ def list_tables(root: str | Path) -> dict[str, Path]:
     for p in sorted(root.iterdir()):
         if p.name.startswith(".") or not p.is_dir():
             continue
-        if (p / MANIFEST).is_file():
+        if has_manifest(p):
             modality = read_manifest(p).modality
             if modality != p.name:
                 raise InputError(

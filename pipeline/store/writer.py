@@ -13,12 +13,12 @@ from embridge.errors import InputError
 from embridge.files import atomic_path
 from embridge.store.manifest import (
     DTYPES,
-    MANIFEST,
     ROW_GROUP_ROWS,
     ROWS_PER_SHARD,
     SHARD_RE,
     Manifest,
     ShardInfo,
+    remove_manifest,
     schema,
     shard_name,
     write_manifest,
@@ -100,7 +100,7 @@ class TableWriter:
     ):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / MANIFEST).unlink(missing_ok=True)  # the table is incomplete until close()
+        remove_manifest(self.out_dir)  # the table is incomplete until close()
         self.manifest = Manifest(
             modality=modality, dim=dim, dtype=dtype, num_rows=0, shards=[], encoder=encoder,
             class_names=class_names, versions=dict(versions or {}), extra=dict(extra or {}),
