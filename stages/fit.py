@@ -5,33 +5,58 @@ import click
 
 @click.command("fit")
 @click.option("--method", "method", required=True, help="Method name (see README): raw, collapse, procrustes, cca, linear, cycle_mlp, emergentbridge, naive_proxy, anchor_only.")
-@click.option("--tables", "tables_dir", default="unified", show_default=True, type=click.Path(), help="Folder of embedding tables (one subfolder per modality).")
+@click.option("--tables", "tables_dir", default="unified", show_default=True, type=click.Path(), help="Folder of embedding tables (one subfolder per modality), or of seed-<s>/ folders of them.")
 @click.option("--anchor", default=None, help="Anchor modality (default: params.yaml anchor, else text).")
 @click.option("--pairs", default=None, help="Modality pairs allowed for fitting, e.g. image-text,audio-text (default: params.yaml pairs.train).")
-@click.option("--params", "params_file", default=None, type=click.Path(), help="params.yaml: reads seed, device, anchor, pairs and fit.<method>.")
-@click.option("--pairs-per-class", type=int, default=None, help="Override pairs.pairs_per_class (0 = all).")
-@click.option("--seed", type=int, default=None, help="Override the global seed.")
+@click.option("--params", "params_file", default=None, type=click.Path(), help="params.yaml: reads seeds, device, anchor, pairs, fit.<method> and tune.<method>.")
+@click.option("--budget", "budget_path", default=None, type=click.Path(), help="Label budget (pairs/<n>: seed-<s>.json files); default: one chosen from pairs_per_class and the seed.")
+@click.option("--pairs-per-class", type=int, default=None, help="Override pairs.pairs_per_class (0 = all; default 2, as in the README).")
+@click.option("--seed", type=int, default=None, help="Override the global seed (plain tables, no budget folder).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Override the global device.")
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder to write config.json + state.safetensors into.")
-def cli(method, tables_dir, anchor, pairs, params_file, pairs_per_class, seed, device, out_dir):
-    """Fit METHOD on the train rows of TABLES using only PAIRS; command-line flags override params.yaml."""
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder to write config.json + state.safetensors into (seed-<s>/ per seed).")
+def cli(method, tables_dir, anchor, pairs, params_file, budget_path, pairs_per_class, seed, device, out_dir):
+    """Fit METHOD on the train rows of TABLES using only PAIRS; command-line flags override params.yaml.
+    With a tune.<method> grid, every candidate is fitted on train and the best on val is kept."""
+    import json
     import time
+    from pathlib import Path
 
     from embridge.config.modalities import parse_pairs
-    from embridge.errors import ConfigError
-    from embridge.methods import METHODS, get_method, method_params
+    from embridge.errors import ConfigError, InputError
+    from embridge.files import atomic_write_bytes
+    from embridge.methods import METHODS
+    from embridge.runs import budgets, seed_entries, seed_name
     from embridge.stages.params import load_params
     from embridge.store import load_tables
+    from embridge.tune import fit_selected
 
     if method not in METHODS:
         raise ConfigError(f"method {method!r} does not exist; available methods: {sorted(METHODS)}")
     p = load_params(params_file)
-    est = get_method(method, **method_params(p, method, seed=seed, device=device, pairs_per_class=pairs_per_class))
-    tables = load_tables(tables_dir)
+    seeded = seed_entries(tables_dir)
+    found = budgets(budget_path) if budget_path else {}
+    if seeded:
+        missing = [s for s in seeded if budget_path and s not in found]
+        if missing:
+            raise InputError(f"{budget_path}: no label budget for seed(s) {missing} of {tables_dir}")
+        runs = {s: (load_tables(d), found.get(s)) for s, d in seeded.items()}
+        outs = {s: Path(out_dir) / seed_name(s) for s in runs}
+    else:
+        s = seed if seed is not None else (next(iter(found)) if len(found) == 1 else p.seed)
+        runs = {s: (load_tables(tables_dir), found.get(s))}
+        outs = {s: Path(out_dir)}
+    tables = next(iter(runs.values()))[0]
     anchor = anchor or p.anchor
     pair_list = parse_pairs(pairs if pairs is not None else p.pairs.train, modalities=tables)
     t0 = time.perf_counter()
-    est.fit(tables, anchor, pair_list)
-    est.save(out_dir)
-    click.echo(f"fit {method}: {sorted(tables)} -> {anchor} space on {['-'.join(q) for q in pair_list]} "
-               f"in {time.perf_counter() - t0:.1f} s; wrote {out_dir}/config.json, state.safetensors")
+    ests, selection = fit_selected(method, p, runs, anchor, pair_list, device=device, pairs_per_class=pairs_per_class)
+    for s, est in ests.items():
+        est.save(outs[s])
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(Path(out_dir) / "selection.json", (json.dumps(selection, indent=2, sort_keys=True) + "\n").encode())
+    used = next(iter(ests.values())).label_rows_
+    click.echo(f"fit {method}: {sorted(tables)} -> {anchor} space on {['-'.join(q) for q in pair_list]}, seeds {sorted(ests)}; "
+               f"labelled train rows used per modality: {used or 'none (needs no pairs)'}"
+               + (f"; chose {selection['chosen']} of {selection['candidates']} on val ({selection['val_score']:.4f})"
+                  if selection["candidates"] > 1 else "")
+               + f" in {time.perf_counter() - t0:.1f} s; wrote {out_dir}")

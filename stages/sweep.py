@@ -7,12 +7,14 @@ import click
 @click.option("--pairs-per-class", "pairs_per_class", required=True, type=int, help="Cap on paired train rows per class (0 = all).")
 @click.option("--features", default="features", show_default=True, type=click.Path(), help="Folder of frozen feature tables.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(), help="params.yaml")
+@click.option("--budget", "budget_path", default=None, type=click.Path(), help="Label budgets of this point (pairs/<n>: seed-<s>.json); default: chosen here.")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for <method>.json, e.g. metrics/sweep/5.")
-def cli(pairs_per_class, features, params_path, out_dir):
-    """Re-bind with at most PAIRS_PER_CLASS pairs per class, fit the sweep's methods, evaluate them."""
+def cli(pairs_per_class, features, params_path, budget_path, out_dir):
+    """Re-bind (per seed) on the label budget of PAIRS_PER_CLASS pairs per class, fit the sweep's methods, evaluate them."""
     import time
 
     from embridge.errors import ConfigError
+    from embridge.runs import budgets
     from embridge.stages.params import load_params
     from embridge.store import load_tables
     from embridge.sweep import run_point
@@ -21,6 +23,7 @@ def cli(pairs_per_class, features, params_path, out_dir):
         raise ConfigError(f"--pairs-per-class {pairs_per_class}: expected >= 0 (0 = all pairs)")
     params = load_params(params_path)
     t0 = time.perf_counter()
-    files = run_point(load_tables(features), pairs_per_class, params, out_dir)
+    files = run_point(load_tables(features), pairs_per_class, params, out_dir,
+                      budgets(budget_path) if budget_path else None)
     click.echo(f"sweep pairs_per_class={pairs_per_class}: wrote {len(files)} metrics files to {out_dir} "
                f"in {time.perf_counter() - t0:.1f} s")

@@ -15,7 +15,8 @@ VIDEO = "video"
 # the modalities of the default benchmark, in report order
 DEFAULT_MODALITIES = (IMAGE, AUDIO, TEXT)
 DEFAULT_ANCHOR = TEXT
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")  # fitting reads train, choices are made on val, test is scored once
+REQUIRED_SPLITS = ("train", "test")  # val is optional (a method grid needs it)
 
 
 def pair_key(a: str, b: str) -> str:

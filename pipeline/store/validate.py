@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embridge.config.modalities import SPLITS
+from embridge.config.modalities import REQUIRED_SPLITS
 from embridge.store.checks import TableChecker
 from embridge.store.manifest import Manifest, read_manifest
 from embridge.store.reader import iter_batches
 
 
 def validate_table(
-    table_dir: str | Path, manifest: Manifest | None = None, require_splits: tuple[str, ...] = SPLITS
+    table_dir: str | Path, manifest: Manifest | None = None, require_splits: tuple[str, ...] = REQUIRED_SPLITS
 ) -> Manifest:
     """Run every check on one table folder; return its manifest. Raises InputError on the first problem."""
     manifest = manifest or read_manifest(table_dir)
