@@ -79,18 +79,19 @@ class Pairing:
 
 def pair_rows(
     src: EmbeddingTable, tgt: EmbeddingTable, pairs_per_class: int = 0, seed: int = 0,
-    budget: LabelBudget | None = None,
+    budget: LabelBudget | None = None, cap_instances: bool = False,
 ) -> Pairing:
     """Pairs between the rows of `src` and `tgt` (pass their train splits), inside a label budget.
 
     A source row is paired with its instance partner (same pair_id) when the target has one, else
     with the target's rows of its class (same label). Only the rows of `budget` (the `pairs` stage's
-    artifact) are read; without one, a budget for this pair alone is chosen with `pairs_per_class`
-    and `seed` (`choose_budget`). Raises InputError when nothing pairs.
+    artifact) are read; without one, a budget for this pair alone is chosen with `pairs_per_class`,
+    `seed` and `cap_instances` (`choose_budget`: instance pairs are all kept unless `cap_instances`).
+    Raises InputError when nothing pairs.
     """
     if budget is None:
         budget = choose_budget({src.modality: src, tgt.modality: tgt}, [(src.modality, tgt.modality)],
-                               pairs_per_class, seed)
+                               pairs_per_class, seed, cap_instances)
     ids_s, ids_t = budget.side(src.modality, tgt.modality)
     rows_s, rows_t = _rows_of(src, ids_s, budget), _rows_of(tgt, ids_t, budget)
     pid_s, pid_t = pair_codes(src, tgt)

@@ -24,7 +24,7 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
     from pathlib import Path
 
     from embridge.config.device import resolve_device
-    from embridge.config.modalities import parse_pairs
+    from embridge.config.modalities import default_pairs, parse_pairs
     from embridge.data.groups import row_groups
     from embridge.errors import ConfigError, InputError
     from embridge.evaluation.runner import evaluate_seeds, write_metrics
@@ -39,8 +39,11 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
     seeded = seed_entries(tables_dir)
     table_runs = {s: load_tables(d) for s, d in seeded.items()} or {p.seed: load_tables(tables_dir)}
     tables = next(iter(table_runs.values()))
-    # the pairs a fit here uses are `embridge fit`'s (--pairs, else params.yaml or its default pairs.train)
-    train_pairs = parse_pairs(pairs if pairs is not None else p.pairs.train, modalities=tables)
+    # the pairs a fit here uses are `embridge fit`'s (--pairs, else params.yaml, else the default pairs.train
+    # among the tables' modalities)
+    train_pairs = parse_pairs(pairs if pairs is not None else default_pairs(p, tables, params_path), modalities=tables)
+    if not train_pairs and pairs is None and params_path is None:
+        click.echo("note: no --pairs and no --params: every modality pair is marked unpaired", err=True)
     anchor = anchor or p.anchor
     selection = None
     if map_dir:
@@ -62,7 +65,8 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor):
                    for s, t in table_runs.items()}
     runs = []
     for s, t in table_runs.items():
-        base = get_method("raw").fit(t, anchor, train_pairs) if anchor in t and any(
+        # the baseline of the paired bootstrap: raw (the identity; it reads no pairs and no anchor)
+        base = get_method("raw").fit(t, anchor if anchor in t else sorted(t)[0], train_pairs) if all(
             (x.split == "train").any() for x in t.values()) else None
         runs.append((s, t, methods[s], base))
     groups = {m: row_groups(x.select_split(cfg.split).ids) for m, x in tables.items()}

@@ -21,7 +21,7 @@ def cli(method, tables_dir, anchor, pairs, params_file, budget_path, pairs_per_c
     import time
     from pathlib import Path
 
-    from embridge.config.modalities import parse_pairs
+    from embridge.config.modalities import default_pairs, parse_pairs
     from embridge.errors import ConfigError, InputError
     from embridge.files import atomic_write_bytes
     from embridge.methods import METHODS
@@ -47,7 +47,7 @@ def cli(method, tables_dir, anchor, pairs, params_file, budget_path, pairs_per_c
         outs = {s: Path(out_dir)}
     tables = next(iter(runs.values()))[0]
     anchor = anchor or p.anchor
-    pair_list = parse_pairs(pairs if pairs is not None else p.pairs.train, modalities=tables)
+    pair_list = parse_pairs(pairs if pairs is not None else default_pairs(p, tables, params_file), modalities=tables)
     t0 = time.perf_counter()
     ests, selection = fit_selected(method, p, runs, anchor, pair_list, device=device, pairs_per_class=pairs_per_class)
     for s, est in ests.items():

@@ -22,10 +22,12 @@ def table(rows: list[str], columns: list[str], cells: dict[tuple[str, str], floa
 
     ci: {(row, col): [lo, hi]} 95% intervals; change: {(row, col): {"delta", "ci", "real"}} the paired
     bootstrap against the base: a change is marked * only when its interval excludes 0. The highest
-    value of a column is bold only when its interval does not overlap the runner-up's (with intervals
-    given; without them, the highest value is bold)."""
+    value of a column is bold only when its interval does not overlap the runner-up's (metrics without
+    any interval, as older files: the highest value is bold)."""
     lines = ["| method | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    ci, change = ci or {}, change or {}
+    ci = {k: v for k, v in (ci or {}).items() if v is not None}
+    change = change or {}
+    with_ci = {c for _, c in ci}
     best = {}
     for c in columns:
         ranked = sorted(((cells.get((r, c)), r) for r in rows if cells.get((r, c)) is not None), reverse=True)
@@ -33,6 +35,8 @@ def table(rows: list[str], columns: list[str], cells: dict[tuple[str, str], floa
         if not bold or not ranked or len(rows) < 2:
             continue
         top = ranked[0][1]
+        if ci and c not in with_ci:
+            continue  # a column without intervals beside columns with them (a mean over pairs): no bold
         if len(ranked) > 1 and ci:
             a, b = ci.get((top, c)), ci.get((ranked[1][1], c))
             if a is None or b is None or a[0] <= b[1] or round(ranked[0][0], decimals) == round(ranked[1][0], decimals):
@@ -112,7 +116,9 @@ def render_markdown(metrics: dict[str, dict], cfg: ReportConfig) -> str:
     parts = ["# embridge summary\n",
              f"Methods: {', '.join(names)}. Cells: value on the test split "
              + (f"(change against `{cfg.baseline}`); " if base else f"(no `{cfg.baseline}` metrics: no changes shown); ")
-             + "best per column in **bold** only where its interval does not overlap the runner-up's. "
+             + "mean over seeds [95% interval] where the metrics have intervals; "
+             "best per column in **bold** only where its interval does not overlap the runner-up's "
+             "(the means over pairs have no interval and no bold). "
              "Unpaired pairs (never used in fitting) come first.\n"]
 
     cols = [f"{k} ({tag[p]})" for k, p in pairs] + ["mean unpaired", "mean paired"]
@@ -126,7 +132,7 @@ def render_markdown(metrics: dict[str, dict], cfg: ReportConfig) -> str:
     ci = {(n, f"{k} ({tag[p]})"): _interval(metrics[n], k, h) for n in names for k, p in pairs}
     change = {(n, f"{k} ({tag[p]})"): _change(metrics[n], k, h) for n in names for k, p in pairs}
     parts += provenance(metrics, names, pairs)
-    parts += [f"## Retrieval {h}, every pair (mean over seeds [95% interval]; means over pairs have no interval and no bold)\n",
+    parts += [f"## Retrieval {h}, every pair\n",
               table(names, cols, cells, base_row, d, cfg.baseline, ci=ci, change=change)]
 
     parts.append("## Retrieval by pair\n")
