@@ -15,16 +15,18 @@ from embridge.methods.heads import ProjectionHead
 from embridge.methods.losses import MultiPositiveInfoNCE
 from embridge.methods.train_log import epoch_log
 from embridge.methods.training import ContrastiveData, apply, generator, seeded, unit
-from embridge.pairing import pair_rows
+from embridge.pairing import LabelBudget, choose_budget, pair_rows
 from embridge.store import EmbeddingTable, TableWriter
 
 
 def train_head(
-    src: EmbeddingTable, anchor: EmbeddingTable, cfg: BindConfig, pairs_per_class: int, seed: int, device
+    src: EmbeddingTable, anchor: EmbeddingTable, cfg: BindConfig, pairs_per_class: int, seed: int, device,
+    budget: LabelBudget | None = None,
 ) -> ProjectionHead:
     """A head d_src -> d_anchor trained with multi-positive InfoNCE (positives: same pair_id, else
-    same label) on at most `pairs_per_class` paired train rows per class. Pass train splits."""
-    P = pair_rows(src, anchor, pairs_per_class, seed)
+    same label) on the paired train rows of `budget` (None: at most `pairs_per_class` per class,
+    chosen with `seed`). Pass train splits."""
+    P = pair_rows(src, anchor, pairs_per_class, seed, budget=budget)
     data = ContrastiveData.build(src, anchor, P, l2_normalize(src.X), l2_normalize(anchor.X), device)
     with seeded(seed, device):
         head = ProjectionHead(src.dim, anchor.dim, cfg.hidden).to(device)
@@ -50,9 +52,12 @@ def bind_tables(
     pairs_per_class: int = 0,
     seed: int = 0,
     device: str = "auto",
+    budget: LabelBudget | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every row (train and test) of every modality in the anchor's space: {modality: (n, d_a)}
-    float32 unit rows. Heads learn from train rows of the pairs (m, anchor) in train_pairs only."""
+    """Every row (train, val and test) of every modality in the anchor's space: {modality: (n, d_a)}
+    float32 unit rows. Heads learn from train rows of the pairs (m, anchor) in train_pairs only, and
+    of those only the rows of `budget` (the `pairs` stage's label budget; None: one chosen here with
+    `pairs_per_class` and `seed`)."""
     cfg.check()
     if anchor not in tables:
         raise ConfigError(f"anchor {anchor!r} is not one of the modalities {sorted(tables)}")
@@ -65,6 +70,9 @@ def bind_tables(
     dev = resolve_device(device)
     pairs = {tuple(sorted(p)) for p in train_pairs}
     out = {anchor: l2_normalize(tables[anchor].X)}
+    train = {m: t.select_split("train") for m, t in tables.items()}
+    if budget is None:
+        budget = choose_budget(train, [p for p in pairs if anchor in p], pairs_per_class, seed)
     for i, m in enumerate(sorted(tables)):
         if m == anchor:
             continue
@@ -73,8 +81,7 @@ def bind_tables(
                 f"bind: modality {m!r} has no pair with the anchor {anchor!r} in pairs.train "
                 f"{['-'.join(p) for p in sorted(pairs)]}; a projection head needs {m}-{anchor} pairs"
             )
-        head = train_head(tables[m].select_split("train"), tables[anchor].select_split("train"),
-                          cfg, pairs_per_class, seed + i, dev)
+        head = train_head(train[m], train[anchor], cfg, pairs_per_class, seed + i, dev, budget=budget)
         out[m] = l2_normalize(apply(lambda x, h=head: unit(h(x)), l2_normalize(tables[m].X), dev))
     return out
 

@@ -1,7 +1,8 @@
 """The low-data sweep: bind, fit and evaluate at one `pairs_per_class` value (one DVC stage per value).
 
-Each sweep point re-binds the frozen features with at most `pairs_per_class` paired train rows per
-class, fits the sweep's methods on that unified space with the same cap, and writes
+Each sweep point re-binds the frozen features, once per seed, on the label budget of that point
+(pairs/<pairs_per_class>/seed-<s>.json: the same rows for bind and every method, so the x axis is
+exactly the labelled rows per class), fits the sweep's methods on that unified space, and writes
 `metrics/sweep/<pairs_per_class>/<method>.json` (the layout `embridge report` plots).
 """
 
@@ -29,29 +30,47 @@ class SweepConfig:
             raise ConfigError("methods = []: expected at least one method (names are checked against the registry on loading)")
 
 
-def run_point(features: dict[str, EmbeddingTable], pairs_per_class: int, params, out_dir: str | Path) -> list[Path]:
-    """Bind + fit + evaluate every sweep method at one cap; returns the metrics files written.
+def run_point(features: dict[str, EmbeddingTable], pairs_per_class: int, params, out_dir: str | Path,
+              budgets: dict | None = None) -> list[Path]:
+    """Bind + fit + evaluate every sweep method at one cap, once per seed; returns the metrics files written
+    (means over seeds with intervals, as `embridge evaluate` writes them).
 
-    params: a loaded `embridge.config.params.Params` (global seed/device/anchor/pairs and the bind,
-    evaluate and sweep sections).
+    params: a loaded `embridge.config.params.Params` (global seeds/device/anchor/pairs and the bind,
+    evaluate and sweep sections). budgets: {seed: LabelBudget} from the `pairs` stage (pairs/<n>/);
+    None chooses them here with `pairs_per_class` (the same choice the `pairs` stage makes).
     """
     from embridge.bind import bind_tables
     from embridge.config.device import resolve_device
-    from embridge.evaluation.runner import evaluate, write_metrics
+    from embridge.data.groups import row_groups
+    from embridge.evaluation.runner import evaluate_seeds, write_metrics
     from embridge.methods import get_method, method_params
+    from embridge.pairing import choose_budget
 
     cfg = params.section("sweep")
+    ecfg = params.section("evaluate")
     pairs = params.train_pairs
-    Z = bind_tables(features, params.anchor, pairs, params.section("bind"), pairs_per_class=pairs_per_class,
-                    seed=params.seed, device=params.device)
-    unified = {m: EmbeddingTable(m, Z[m], t.meta, t.manifest) for m, t in features.items()}
+    train = {m: t.select_split("train") for m, t in features.items()}
+    if budgets is None:
+        budgets = {s: choose_budget(train, pairs, pairs_per_class, s, params.pairs.cap_instances) for s in params.run_seeds}
+    for s, b in budgets.items():
+        if b.pairs_per_class != pairs_per_class:
+            raise ConfigError(f"sweep at {pairs_per_class} pairs per class was given a budget of {b.pairs_per_class} (seed {s})")
+    unified = {}
+    for s, b in budgets.items():
+        Z = bind_tables(features, params.anchor, pairs, params.section("bind"), pairs_per_class=pairs_per_class,
+                        seed=s, device=params.device, budget=b)
+        unified[s] = {m: EmbeddingTable(m, Z[m], t.meta, t.manifest) for m, t in features.items()}
     device = str(resolve_device(params.device))
+    groups = {m: row_groups(t.select_split(ecfg.split).ids) for m, t in features.items()}
     written = []
     for name in cfg.methods:
-        kwargs = method_params(params, name, block=cfg.fit.get(name) or {}, where=f"{params.path}: sweep.fit.{name}",
-                                      pairs_per_class=pairs_per_class)
-        est = get_method(name, **kwargs).fit(unified, params.anchor, pairs)
-        metrics = evaluate(unified, est, pairs, params.section("evaluate"), name=name, seed=params.seed, device=device)
+        runs = []
+        for s, b in budgets.items():
+            kwargs = method_params(params, name, block=cfg.fit.get(name) or {}, where=f"{params.path}: sweep.fit.{name}",
+                                   pairs_per_class=pairs_per_class, seed=s)
+            est = get_method(name, **kwargs).fit(unified[s], params.anchor, pairs, budget=b)
+            runs.append((s, unified[s], est, get_method("raw").fit(unified[s], params.anchor, pairs)))
+        metrics = evaluate_seeds(runs, pairs, ecfg, name=name, groups=groups, device=device)
         metrics["pairs_per_class"] = pairs_per_class
         written.append(write_metrics(metrics, Path(out_dir) / f"{name}.json"))
     return written

@@ -12,6 +12,7 @@ import click
 COMMANDS = {
     "prepare": ("embridge.stages.prepare", "cli", "Stage: build the default raw data set offline (MNIST, eSpeak digits, prompts)."),
     "extract": ("embridge.stages.extract", "cli", "Stage: encode one modality with its frozen encoder into an embedding table."),
+    "pairs": ("embridge.stages.pairs", "cli", "Stage: choose the label budget (the paired train rows fitting may use), once per seed."),
     "bind": ("embridge.stages.bind", "cli", "Stage: project every modality into the anchor's space (or pass through)."),
     "fit": ("embridge.stages.fit", "cli", "Stage: fit one bridging method on the train split of allowed pairs."),
     "evaluate": ("embridge.stages.evaluate", "cli", "Stage: retrieval, zero-shot and gap metrics for one method."),

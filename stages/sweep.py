@@ -8,15 +8,17 @@ from embridge.stages.options import device_option, echo, progress_option, seed_o
 @click.option("--pairs-per-class", "pairs_per_class", required=True, type=int, help="Cap on paired train rows per class (0 = all).")
 @click.option("--features", default="features", show_default=True, type=click.Path(), help="Folder of frozen feature tables.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(), help="params.yaml")
+@click.option("--budget", "budget_path", default=None, type=click.Path(), help="Label budgets of this point (pairs/<n>: seed-<s>.json); default: chosen here.")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for <method>.json, e.g. metrics/sweep/5.")
 @seed_option
 @device_option
 @progress_option
-def cli(pairs_per_class, features, params_path, out_dir, seed, device, progress):
-    """Re-bind with at most PAIRS_PER_CLASS pairs per class, fit the sweep's methods, evaluate them."""
+def cli(pairs_per_class, features, params_path, budget_path, out_dir, seed, device, progress):
+    """Re-bind (per seed) on the label budget of PAIRS_PER_CLASS pairs per class, fit the sweep's methods, evaluate them."""
     import time
 
     from embridge.errors import ConfigError
+    from embridge.runs import budgets
     from embridge.stages.params import load_params
     from embridge.store import load_tables
     from embridge.sweep import run_point
@@ -24,12 +26,13 @@ def cli(pairs_per_class, features, params_path, out_dir, seed, device, progress)
     if pairs_per_class < 0:
         raise ConfigError(f"--pairs-per-class {pairs_per_class}: expected >= 0 (0 = all pairs)")
     params = load_params(params_path)
-    if seed is not None:
-        params.seed = seed
+    if seed is not None:  # one training seed instead of params.yaml's seeds
+        params.seed, params.seeds = seed, None
     if device is not None:
         params.device = device
     t0 = time.perf_counter()
     with training_logs(progress, None):
-        files = run_point(load_tables(features), pairs_per_class, params, out_dir)
+        files = run_point(load_tables(features), pairs_per_class, params, out_dir,
+                          budgets(budget_path) if budget_path else None)
     echo(f"sweep pairs_per_class={pairs_per_class}: wrote {len(files)} metrics files to {out_dir} "
                f"in {time.perf_counter() - t0:.1f} s")

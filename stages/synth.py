@@ -17,6 +17,7 @@ from embridge.stages.options import echo
 @click.option("--noise", default=0.1, show_default=True, help="Alignment noise (norm of the noise vector).")
 @click.option("--rotate/--no-rotate", default=True, show_default=True, help="Random rotation per non-anchor modality.")
 @click.option("--test-fraction", default=0.2, show_default=True, help="Share of instances in the test split.")
+@click.option("--val-fraction", default=0.0, show_default=True, help="Share of instances in the val split (choices are made on val).")
 @click.option("--pair-fraction", default=1.0, show_default=True, help="Share of instances carrying a pair_id.")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
 @click.option("--seed", default=0, show_default=True)

@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent  # the virtual environment's bin/, with `embri
 
 # every stage on the CPU in about a minute: 100 images, 60 spoken digits, 3 methods, a 2-point sweep
 TINY = {
-    "seed": 0,
+    "seeds": [0],
     "device": "cpu",
     "pairs": {"train": ["image-text", "audio-text"], "pairs_per_class": 3},
     "prepare": {
@@ -83,6 +83,7 @@ def make_repo(dest: Path, overrides: dict | None = None) -> Path:
     for name in ("pipeline", "stages"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", dest / "dvc.yaml")
+    shutil.copytree(ROOT / "data" / "fsdd", dest / "data" / "fsdd")  # a dependency of prepare
     write_params(dest, overrides)
     git("init", "-q", "-b", "main", cwd=dest)
     git("config", "user.name", "embridge tests", cwd=dest)

@@ -42,7 +42,7 @@ def test_layout_counts_and_schema(raw_dir):
     assert img.num_rows == 50 and aud.num_rows == 2 * 3 * 2 * 10 and txt.num_rows == 10 * len(TEMPLATES)
     for name, t in (("image", img), ("audio", aud), ("text", txt)):
         split = np.asarray(t.column("split").to_pylist())
-        assert man["counts"][name] == {"train": int((split == "train").sum()), "test": int((split == "test").sum())}
+        assert man["counts"][name] == {s: int((split == s).sum()) for s in ("train", "val", "test")}
         assert len(set(t.column("id").to_pylist())) == t.num_rows
     # images: stratified, round(0.2 * 5) = 1 test image per class
     labels, split = img.column("label").to_numpy(), np.asarray(img.column("split").to_pylist())
@@ -166,7 +166,7 @@ def test_config_errors(section, match):
 def test_templates_and_stage(tmp_path):
     assert len(TEMPLATES) >= 8 and render("the number {word}", 7) == "the number seven"
     params = tmp_path / "params.yaml"
-    params.write_text("seed: 3\nprepare:\n  images_per_class: 2\n  espeak_languages: [en]\n"
+    params.write_text("seeds: [7, 8]\nprepare:\n  split_seed: 3\n  images_per_class: 2\n  espeak_languages: [en]\n"
                       "  espeak_variants: [m1, f1]\n  espeak_rates: [170]\n  espeak_pitches: [50]\n"
                       "  templates: ['{word}', 'the digit {digit}', 'say {word}']\n")
     from embridge.stages.prepare import cli

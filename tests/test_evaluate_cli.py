@@ -77,7 +77,8 @@ def test_params_file_sets_the_config(tables_dir, tmp_path):
     run("evaluate", "--tables", str(tables_dir), "--method", "raw", "--params", str(params), "--out", str(out))
     m = json.loads(out.read_text())
     assert m["config"]["kmax"] == 5 and m["config"]["seed"] == 3
-    assert set(m["retrieval"]["audio->image"]) == {"paired", "R@1", "R@5", "MRR", "mAP", "queries", "gallery"}
+    assert set(m["retrieval"]["audio->image"]) == {"paired", "R@1", "R@5", "MRR", "mAP", "queries", "gallery",
+                                                    "seed_std", "ci", "vs_raw", "groups", "too_small"}
     params.write_text("evaluate:\n  kmaxx: 5\n")
     with pytest.raises(ConfigError, match="unknown key 'kmaxx'.*did you mean 'kmax'"):
         run("evaluate", "--tables", str(tables_dir), "--method", "raw", "--params", str(params), "--out", str(out))

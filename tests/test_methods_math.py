@@ -114,16 +114,19 @@ def test_relevance_rule():
 def test_pairs_per_class_cap_and_determinism(pair_fraction):
     t, _ = make_synthetic(SynthConfig(n=400, dim=12, latent_dim=4, pair_fraction=pair_fraction, seed=9))
     src, tgt = t["image"].select_split("train"), t["text"].select_split("train")
-    P = pair_rows(src, tgt, pairs_per_class=5, seed=1)
+    P = pair_rows(src, tgt, pairs_per_class=5, seed=1, cap_instances=True)
     assert np.bincount(P.label, minlength=10).max() <= 5 and len(P) == 50
-    assert np.bincount(tgt.labels[P.tgt_rows], minlength=10).max() <= (10 if pair_fraction else 5)
-    Q = pair_rows(src, tgt, pairs_per_class=5, seed=1)
+    assert np.bincount(tgt.labels[P.tgt_rows], minlength=10).max() <= 5
+    Q = pair_rows(src, tgt, pairs_per_class=5, seed=1, cap_instances=True)
     np.testing.assert_array_equal(P.src, Q.src)
-    if pair_fraction:  # instance pairs: same pair_id
-        assert (src.pair_ids[P.src] == tgt.pair_ids[P.tgt]).all()
+    if pair_fraction:  # instance pairs: same pair_id (a row whose partner is outside the budget pairs by class)
+        inst = P.tgt >= 0
+        assert inst.any() and (src.pair_ids[P.src[inst]] == tgt.pair_ids[P.tgt[inst]]).all()
     else:
         assert (P.tgt == -1).all()
     assert len(pair_rows(src, tgt, pairs_per_class=0).src) == len(src)
+    if pair_fraction:  # issue 15: a per-class budget meant for labels never caps instance pairs unless asked
+        assert len(pair_rows(src, tgt, pairs_per_class=5, seed=1).src) == len(src)
 
 
 def test_linear_is_ridge_on_pairs():

@@ -29,10 +29,11 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo):
     assert ran == stage_names(repo)  # every stage, on an empty cache
     for m in ("image", "audio", "text"):
         assert (repo / "features" / m / "_manifest.json").is_file()
-        assert (repo / "unified" / m / "_manifest.json").is_file()
+        assert (repo / "unified" / "seed-0" / m / "_manifest.json").is_file()  # one bind per seed (seeds: [0])
+    assert (repo / "pairs" / "3" / "seed-0.json").is_file()  # the label budget of pairs.pairs_per_class
     assert len(list((repo / "features" / "audio").glob("part-*.parquet"))) >= 2  # rows_per_shard: 32
     for method in ("raw", "procrustes", "emergentbridge"):
-        assert (repo / "maps" / method / "state.safetensors").is_file()
+        assert (repo / "maps" / method / "seed-0" / "state.safetensors").is_file()
         m = json.loads((repo / "metrics" / f"{method}.json").read_text())
         assert m["method"] == method
         assert m["retrieval"]["audio->image"]["paired"] is False

@@ -16,7 +16,8 @@ VIDEO = "video"
 # the modalities of the default benchmark, in report order
 DEFAULT_MODALITIES = (IMAGE, AUDIO, TEXT)
 DEFAULT_ANCHOR = TEXT
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")  # fitting reads train, choices are made on val, test is scored once
+REQUIRED_SPLITS = ("test",)  # what import writes and evaluate needs; train only for methods that fit, val for a grid
 
 
 MODALITY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.]{0,63}$")
@@ -73,3 +74,12 @@ def parse_pairs(pairs: str | Iterable[str], modalities: Iterable[str] | None = N
 def is_paired(a: str, b: str, train_pairs: Iterable[tuple[str, str]]) -> bool:
     """True when (a, b) is one of the pairs allowed for fitting."""
     return tuple(sorted((a, b))) in {tuple(sorted(p)) for p in train_pairs}
+
+
+def default_pairs(params, tables: Iterable[str], params_path) -> list[str]:
+    """The pairs a command uses without --pairs: params.yaml's pairs.train when a file is given, else the
+    default pairs.train restricted to the modalities present (fit and evaluate agree on this)."""
+    if params_path is not None:
+        return list(params.pairs.train)
+    present = set(tables)
+    return [q for q in params.pairs.train if all(m in present for m in q.split("-"))]

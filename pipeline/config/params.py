@@ -26,13 +26,15 @@ SECTION_CONFIGS = {
     "report": "embridge.report:ReportConfig",
     "sweep": "embridge.sweep:SweepConfig",
 }
-GLOBAL_KEYS = ("seed", "device", "anchor", "modalities", "pairs", "methods", "fit")
+GLOBAL_KEYS = ("seed", "seeds", "device", "anchor", "modalities", "pairs", "methods", "fit", "tune")
+DEFAULT_PAIRS_PER_CLASS = 2  # the one default label budget (README "Parameters"); fit without --params uses it too
 
 
 @dataclass
 class PairsConfig:
     train: list[str] = field(default_factory=lambda: ["image-text", "audio-text"])  # pairs allowed for fitting
-    pairs_per_class: int = 20  # at most this many paired train rows per class and modality; 0 = all
+    pairs_per_class: int = DEFAULT_PAIRS_PER_CLASS  # at most this many labelled train rows per class and modality; 0 = all
+    cap_instances: bool = False  # rows with an instance partner (pair_id) count against pairs_per_class too (default: all kept)
 
     def check(self) -> None:
         if self.pairs_per_class < 0:
@@ -41,13 +43,15 @@ class PairsConfig:
 
 @dataclass
 class Params:
-    seed: int = 0
+    seed: int = 0  # the training seed when `seeds` is not given
+    seeds: list[int] | None = None  # training seeds: pair choice, bind, fits and the sweep run once per seed
     device: Literal["auto", "cpu", "cuda"] = "auto"
     anchor: str = DEFAULT_ANCHOR
     modalities: list[str] = field(default_factory=lambda: list(DEFAULT_MODALITIES))
     pairs: PairsConfig = field(default_factory=PairsConfig)
     methods: list[str] = field(default_factory=list)  # the fit/evaluate matrix
     fit: dict[str, dict] = field(default_factory=dict)  # method -> constructor keyword arguments
+    tune: dict[str, dict] = field(default_factory=dict)  # method -> {param: [values]}: a grid chosen on val
     sections: dict[str, Any] = field(default_factory=dict)  # prepare/extract/bind/... typed configs
     path: str = "params.yaml"
 
@@ -57,6 +61,11 @@ class Params:
     @property
     def train_pairs(self) -> list[tuple[str, str]]:
         return parse_pairs(self.pairs.train, self.modalities)
+
+    @property
+    def run_seeds(self) -> list[int]:
+        """The training seeds: `seeds`, else [seed]."""
+        return list(self.seeds) if self.seeds is not None else [self.seed]
 
     def section(self, name: str):
         """The typed config of one section (its defaults when params.yaml leaves it out)."""
@@ -87,11 +96,18 @@ def parse_params(data: dict, path: str = "params.yaml", light: bool = False) -> 
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{path}: unknown top-level key {key!r}{hint}; allowed keys: {sorted(allowed)}")
-    top = {k: data[k] for k in ("seed", "device", "anchor", "modalities", "pairs", "methods", "fit") if k in data}
+    top = {k: data[k] for k in GLOBAL_KEYS if k in data}
     p = build_dataclass(Params, top, path)
     p.path = path
     if len(set(p.modalities)) != len(p.modalities) or not p.modalities:
         raise ConfigError(f"{path}: modalities = {p.modalities}: expected distinct names")
+    if "seed" in data and "seeds" in data:
+        raise ConfigError(f"{path}: both seed and seeds are set; give one (seeds: [0, 1, 2] runs every stochastic stage per seed)")
+    if p.seeds is not None and (not p.seeds or len(set(p.seeds)) != len(p.seeds) or min(p.seeds) < 0):
+        raise ConfigError(f"{path}: seeds = {p.seeds}: expected a non-empty list of distinct integers >= 0")
+    for m, grid in p.tune.items():
+        if not isinstance(grid, dict) or any(not isinstance(v, list) or not v for v in grid.values()):
+            raise ConfigError(f"{path}: tune.{m} = {grid!r}: expected {{param: [value, ...]}} with non-empty lists ({{}}: nothing to choose)")
     if p.anchor not in p.modalities:
         raise ConfigError(f"{path}: anchor = {p.anchor!r} is not one of the modalities {p.modalities}")
     try:

@@ -10,7 +10,8 @@ DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 CLASS_NAMES = list(DIGIT_WORDS)  # label i <-> CLASS_NAMES[i]
 
 # {word}: "seven", {digit}: "7". Written, spoken and neutral phrasings, so that no template is
-# tied to one modality; the train/test split is by template.
+# tied to one modality; the train/val/test split is by template. 50 templates: with test_fraction 0.2,
+# 10 test templates give 100 test text queries (a text direction needs >= 100 to be read).
 TEMPLATES = (
     "{word}",
     "{digit}",
@@ -28,6 +29,40 @@ TEMPLATES = (
     "a person counting: {word}",
     "a recording of someone pronouncing {word}",
     "an ink drawing of the digit {word}",
+    "the word {word}",
+    "digit {digit}",
+    "it is a {digit}",
+    "this is the number {word}",
+    "a picture of a {digit}",
+    "the sound of the word {word}",
+    "a child writing {digit}",
+    "someone reading out {word}",
+    "the figure {digit}",
+    "an example of the digit {digit}",
+    "the spoken number {word}",
+    "a sketch of the number {digit}",
+    "the value {word}",
+    "a label that reads {digit}",
+    "one digit: {word}",
+    "a pencil drawing of {digit}",
+    "a clip of a voice saying {word}",
+    "the written numeral {digit}",
+    "a quick scribble of {word}",
+    "a speaker pronouncing the number {word}",
+    "the cardinal number {word}",
+    "a digit that looks like {digit}",
+    "an audio clip: {word}",
+    "a blurry {digit}",
+    "the answer is {word}",
+    "a big bold {digit}",
+    "someone whispering {word}",
+    "a neatly written {word}",
+    "the count {word}",
+    "a symbol for {word}",
+    "a {digit} drawn by hand",
+    "number {digit}",
+    "a loud voice: {word}",
+    "a form field with a {digit}",
 )
 FIELDS = {"word", "digit"}
 

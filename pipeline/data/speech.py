@@ -74,18 +74,24 @@ def to_pcm16(x: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.nda
     return np.clip(np.rint(y * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def split_groups(names: list[str], test_fraction: float, rng: np.random.Generator, what: str) -> set[str]:
-    """Choose round(test_fraction * len(names)) (at least 1, at most len - 1) names for test."""
+def split_groups(
+    names: list[str], test_fraction: float, rng: np.random.Generator, what: str, val_fraction: float = 0.0,
+    min_test: int = 1,
+) -> dict[str, str]:
+    """{name: "train" | "val" | "test"}: of a seeded order, the first max(min_test, round(test_fraction * n))
+    names are test, the next round(val_fraction * n) val; at least one name always stays train."""
     unique = sorted(set(names))
     if len(unique) < 2:
         raise InputError(f"{what}: found {len(unique)} ({unique}); need at least 2 to split train/test")
-    n_test = min(max(1, round(test_fraction * len(unique))), len(unique) - 1)
-    return {unique[i] for i in rng.permutation(len(unique))[:n_test]}
+    n_test = min(max(1, min_test, round(test_fraction * len(unique))), len(unique) - 1)
+    n_val = min(round(val_fraction * len(unique)), len(unique) - 1 - n_test)
+    order = rng.permutation(len(unique))
+    return {unique[i]: "test" if r < n_test else "val" if r < n_test + n_val else "train" for r, i in enumerate(order)}
 
 
 def espeak_clips(
     languages: list[str], variants: list[str], rates: list[int], pitches: list[int],
-    test_variants: set[str],
+    variant_split: dict[str, str],
 ) -> Clips:
     """Every digit word in every voice (language + variant), rate and pitch; one fresh engine per setting."""
     from embridge.data.espeak import SAMPLE_RATE as ESPEAK_RATE
@@ -95,7 +101,7 @@ def espeak_clips(
     for lang in languages:
         for variant in variants:
             voice = f"{lang}+{variant}"
-            split = "test" if variant in test_variants else "train"
+            split = variant_split[variant]
             for rate in rates:
                 for pitch in pitches:
                     with Session(voice, rate, pitch) as s:
@@ -120,10 +126,14 @@ def read_wav(path: Path) -> tuple[int, np.ndarray]:
     return int(rate), y.mean(axis=1) if y.ndim == 2 else y  # stereo -> mono
 
 
-def fsdd_clips(folder: str | Path, test_fraction: float, rng: np.random.Generator) -> tuple[Clips, set[str]]:
+def fsdd_clips(
+    folder: str | Path, test_fraction: float, rng: np.random.Generator, val_fraction: float = 0.0, min_test: int = 2,
+) -> tuple[Clips, dict[str, str]]:
     """Recordings named {label}_{speaker}_{take}.wav (Free Spoken Digit Dataset layout).
 
-    Speakers are split train/test; returns the clips (sorted by speaker, label, take) and the test speakers.
+    Speakers are split train/val/test (at least `min_test` test speakers where there are enough, so
+    the audio queries are not one voice); returns the clips (sorted by speaker, label, take) and
+    {speaker: split}.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -139,10 +149,11 @@ def fsdd_clips(folder: str | Path, test_fraction: float, rng: np.random.Generato
         entries.append((speaker, label, take, path))
     if not entries:
         raise InputError(f"{folder}: no .wav files (expected {{label}}_{{speaker}}_{{take}}.wav)")
-    test_speakers = split_groups([e[0] for e in entries], test_fraction, rng, f"{folder}: speakers")
+    speaker_split = split_groups([e[0] for e in entries], test_fraction, rng, f"{folder}: speakers", val_fraction,
+                                 min_test if len({e[0] for e in entries}) > min_test + 1 else 1)
     out = Clips.empty()
     for speaker, label, take, path in sorted(entries):
         rate, x = read_wav(path)
-        split = "test" if speaker in test_speakers else "train"
+        split = speaker_split[speaker]
         out.add(f"fsdd-{speaker}-{label}-{take}", split, label, "fsdd", speaker, None, None, to_pcm16(x, rate))
-    return out, test_speakers
+    return out, speaker_split

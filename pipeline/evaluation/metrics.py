@@ -121,11 +121,13 @@ def retrieval_metrics(
     where: str = "retrieval",
     fused: bool | None = None,
     scan=None,
+    per_out: dict | None = None,
 ) -> dict:
     """R@k for k in ks, MRR (cut off at kmax) and mAP of queries xq (nq, d) against gallery xb (nb, d).
 
     scan: None (this process), or an executor with the signature of `per_query` as its
     `per_query` method (`distributed.RayScan`); the metrics are reduced here either way.
+    per_out: a dict that receives the per-query results (rank, ap, m), for the bootstrap.
     Returns {"R@1": .., ..., "MRR": .., "mAP": .., "queries": evaluated queries, "gallery": nb}.
     """
     if scan is not None:
@@ -134,6 +136,8 @@ def retrieval_metrics(
                              backend=backend, device=device, where=where, fused=fused)
     else:
         per = per_query(xq, xb, q, b, kmax, tile, query_tile, score_budget, backend, device, where, fused)
+    if per_out is not None:
+        per_out.update({k: per[k] for k in ("rank", "ap", "m")})
     valid = per["m"] > 0
     out: dict = {"queries": int(valid.sum()), "gallery": int(xb.shape[0])}
     if not valid.any():

@@ -60,6 +60,9 @@ class EvaluateConfig:
     ray_address: str | None = None  # executor ray: null starts a local instance; "auto" or host:port joins a cluster
     ray_workers: int = 0  # executor ray: tasks side by side (0: one per CPU, or per GPU)
     ray_split: Literal["auto", "queries", "gallery"] = "auto"  # executor ray: auto = gallery across GPUs when >1
+    bootstrap: int = 1000  # resamples of the 95% bootstrap interval over queries (>= 1000 for a reported interval)
+    bootstrap_seed: int = 0  # seeds the resamples (the same for every method: a paired bootstrap against raw)
+    min_queries: int = 100  # a direction with fewer test queries is marked too_small in the metrics and the report
 
     def check(self) -> None:
         if not 1 <= self.kmax <= 1000:
@@ -80,6 +83,8 @@ class EvaluateConfig:
             raise ConfigError(f"mass = {self.mass}: expected 0 < mass <= 1")
         if not 0 <= self.decimals <= 12:
             raise ConfigError(f"decimals = {self.decimals}: expected 0..12")
+        if self.bootstrap < 1 or self.min_queries < 1:
+            raise ConfigError(f"bootstrap = {self.bootstrap}, min_queries = {self.min_queries}: expected positive integers")
         if self.ray_workers < 0:
             raise ConfigError(f"ray_workers = {self.ray_workers}: expected >= 0 (0 = one per CPU or GPU)")
 
@@ -115,12 +120,14 @@ def evaluate(
     name: str | None = None,
     seed: int = 0,
     device: str = "cpu",
+    per_query: dict | None = None,
 ) -> dict:
     """Metrics of `method` (anything with `transform(X, modality)`) on `tables` -> dict (design schema).
 
     train_pairs: modality pairs used in fitting (each ordered pair is marked `paired` or not).
     name: the method's name in the output (default: `method.name`). seed: gap groups, subsamples
     and the shuffled baseline. device: torch device of the counting pass and the torch backend.
+    per_query: a dict that receives {"a->b": per-query results (rank, ap, m)} for the bootstrap.
     """
     cfg = cfg or EvaluateConfig()
     cfg.check()
@@ -153,7 +160,8 @@ def evaluate(
             qk, bk = row_keys(test[a], test[b])
             r = retrieval_metrics(Z[a], Z[b], qk, bk, ks=cfg.ks, kmax=cfg.kmax, tile=cfg.gallery_tile,
                                   query_tile=cfg.query_tile, score_budget=cfg.score_budget, where=f"{a}->{b}",
-                                  scan=scan, **search)
+                                  scan=scan, per_out=None if per_query is None else per_query.setdefault(f"{a}->{b}", {}),
+                                  **search)
             retrieval[f"{a}->{b}"] = {"paired": is_paired(a, b, train_pairs), **r}
 
     zeroshot: dict = {m: {} for m in mods}
@@ -193,6 +201,60 @@ def evaluate(
         "fit_info": getattr(method, "fit_info_", {}),
         "notes": notes,
     }
+    return rounded(out, cfg.decimals)
+
+
+def evaluate_seeds(
+    runs: list[tuple[int, Mapping[str, EmbeddingTable], object, object | None]],
+    train_pairs: Iterable[tuple[str, str]],
+    cfg: EvaluateConfig | None = None,
+    *,
+    name: str | None = None,
+    groups: Mapping[str, np.ndarray | None] | None = None,
+    device: str = "cpu",
+) -> dict:
+    """Metrics of one method over seeds: runs = [(seed, tables, fitted method, baseline or None)].
+
+    Every number is the mean over seeds; each retrieval direction also gets "seed_std", "ci" (95%
+    bootstrap over queries, whole groups resampled: groups[modality] (n_test,) or None = independent
+    queries), "groups", "too_small" (fewer than cfg.min_queries queries) and, with a baseline (raw),
+    "vs_raw": the paired-bootstrap change on the same resamples."""
+    from embridge.evaluation.bootstrap import aggregate_direction, mean_tree, query_values
+
+    cfg = cfg or EvaluateConfig()
+    cfg.check()
+    outs, pers, bases = [], [], []
+    for seed, tables, method, base in runs:
+        per: dict = {}
+        outs.append(evaluate(tables, method, train_pairs, cfg, name=name, seed=seed, device=device, per_query=per))
+        pers.append(per)
+        if base is not None:
+            bper: dict = {}
+            for key in per:
+                a, b = key.split("->")
+                qk, bk = row_keys(tables[a].select_split(cfg.split), tables[b].select_split(cfg.split))
+                za = _transform(base, tables[a].select_split(cfg.split), "raw")
+                zb = _transform(base, tables[b].select_split(cfg.split), "raw")
+                retrieval_metrics(za, zb, qk, bk, ks=cfg.ks, kmax=cfg.kmax, tile=cfg.gallery_tile, query_tile=cfg.query_tile,
+                                  score_budget=cfg.score_budget, backend=cfg.backend, device=device, where=f"raw {a}->{b}",
+                                  per_out=bper.setdefault(key, {}))
+            bases.append(bper)
+    out = mean_tree(outs)
+    seeds = [r[0] for r in runs]
+    out["config"] = {**outs[0]["config"], "seed": seeds[0], "seeds": seeds}
+    out["seeds"] = seeds
+    out["bootstrap"] = {"resamples": cfg.bootstrap, "seed": cfg.bootstrap_seed, "level": 0.95,
+                        "groups": {m: g is not None for m, g in (groups or {}).items()}}
+    metrics = [f"R@{k}" for k in cfg.ks] + ["MRR", "mAP"]
+    for key, r in out["retrieval"].items():
+        a = key.split("->")[0]
+        vals = [query_values(p[key], cfg.ks, cfg.kmax) for p in pers]
+        if not vals[0]["valid"].any():
+            continue
+        base = [query_values(p[key], cfg.ks, cfg.kmax) for p in bases] if bases else None
+        g = (groups or {}).get(a)
+        r.update(aggregate_direction(vals, metrics, g, cfg.bootstrap, cfg.bootstrap_seed, key, base))
+        r["too_small"] = bool(r["queries"] < cfg.min_queries)
     return rounded(out, cfg.decimals)
 
 

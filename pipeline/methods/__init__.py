@@ -87,6 +87,13 @@ def check_params(params) -> None:
             raise ConfigError(f"{params.path}: method {m!r} is not registered; known methods: {sorted(METHODS)}")
     for m in params.fit:
         method_params(params, m)
+    for m, grid in params.tune.items():
+        if m not in METHODS:
+            raise ConfigError(f"{params.path}: tune: method {m!r} is not registered; known methods: {sorted(METHODS)}")
+        from embridge.tune import candidates
+
+        for cand in candidates(grid):
+            method_params(params, m, block={**(params.fit.get(m) or {}), **cand}, where=f"{params.path}: tune.{m}")
     sweep = params.sections.get("sweep")
     if sweep is not None:
         for m in list(sweep.methods) + list(sweep.fit):

@@ -9,7 +9,6 @@ import numpy as np
 from embridge.errors import ConfigError
 from embridge.methods.base import BridgeMethod
 from embridge.methods.c3 import collapse_rows, corrupt, modality_mean
-from embridge.pairing import pair_rows
 from embridge.store import EmbeddingTable
 
 
@@ -48,7 +47,7 @@ class AnchoredMap(BridgeMethod):
             if tuple(sorted((m, anchor))) not in pairs:
                 self.passthrough_ok(m)
                 continue
-            P = pair_rows(train[m], train[anchor], self.pairs_per_class, self.seed)
+            P = self.pair(train[m], train[anchor])
             X_src = corrupt(self._prep(train[m].X, m)[P.src].astype(np.float64), self.corrupt_sigma, rng)
             Y_tgt = P.targets(Ya, train[anchor].labels)
             self.maps_[m] = self._fit_pair(m, X_src, Y_tgt)

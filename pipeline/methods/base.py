@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from embridge.errors import ConfigError, InputError, NotFittedError
 from embridge.files import atomic_dir, check_output_dir, read_json
+from embridge.pairing import LabelBudget, choose_budget, pair_rows
 from embridge.store import EmbeddingTable
 from embridge.store.checks import check_matrix
 
@@ -121,19 +122,34 @@ class BridgeMethod:
 
     # ------------------------------------------------------------------ fit / transform
     def fit(
-        self, tables: dict[str, EmbeddingTable], anchor: str, train_pairs: Iterable[tuple[str, str]]
+        self, tables: dict[str, EmbeddingTable], anchor: str, train_pairs: Iterable[tuple[str, str]],
+        budget: LabelBudget | None = None,
     ) -> BridgeMethod:
         """Learn the map of every modality in ``tables`` into ``anchor``'s space from their
-        ``train`` rows, using only the modality pairs in ``train_pairs``. Returns self."""
+        ``train`` rows, using only the modality pairs in ``train_pairs`` and, of their labels and
+        pair_ids, only the rows of ``budget`` (the `pairs` stage's label budget; None: one chosen
+        here from the method's ``pairs_per_class`` and ``seed``). Returns self."""
         pairs = check_fit_inputs(tables, anchor, train_pairs, self.needs_train)
         train = {m: t.select_split("train") for m, t in tables.items()}
         self.anchor_ = anchor
         self.modalities_ = sorted(train)
         self.dims_ = {m: int(t.dim) for m, t in train.items()}
         self.train_pairs_ = [list(p) for p in pairs]
+        self._budget, self._train_tables, self._pairs = budget, train, pairs
         self._fit(train, anchor, pairs)
+        used = self._budget.used if self._budget is not None else {}
+        self.label_rows_ = {m: len(v) for m, v in sorted(used.items())}  # labelled train rows read, per modality
+        del self._train_tables
         self.fitted_ = True
         return self
+
+    def pair(self, src: EmbeddingTable, tgt: EmbeddingTable):
+        """The training pairs of (src, tgt) train tables inside this fit's label budget (chosen on first
+        use when fit was given none, once for every pair of the fit)."""
+        if self._budget is None:
+            self._budget = choose_budget(self._train_tables, self._pairs, getattr(self, "pairs_per_class", 0),
+                                         getattr(self, "seed", 0))
+        return pair_rows(src, tgt, budget=self._budget)
 
     def _fit(self, train: dict[str, EmbeddingTable], anchor: str, pairs: list[tuple[str, str]]) -> None:
         raise NotImplementedError
@@ -198,6 +214,7 @@ class BridgeMethod:
             "modalities": self.modalities_,
             "dims": self.dims_,
             "train_pairs": self.train_pairs_,
+            "label_rows": getattr(self, "label_rows_", {}),
             "state_info": self._state_info(),
             "fit_info": getattr(self, "fit_info_", {}),  # per modality: pairs, rank, under-determined warning
             "versions": package_versions(),

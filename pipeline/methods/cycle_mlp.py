@@ -17,7 +17,6 @@ from embridge.methods.training import (
     tensor,
     unit,
 )
-from embridge.pairing import pair_rows
 from embridge.store import EmbeddingTable
 
 
@@ -101,13 +100,13 @@ class CycleMLP(NeuralMethod):
             self._new_head(f"{s}->{t}", {"kind": "residual", "dim": d, "hidden": self.hidden}, i)
         data = {}
         for s, t in paired:
-            P = pair_rows(train[s], train[t], self.pairs_per_class, self.seed)
+            P = self.pair(train[s], train[t])
             data[(s, t)] = ContrastiveData.build(train[s], train[t], P, Xp[s], Xp[t], dev)
         # path terms: a paired modality whose route to the anchor takes several heads
         paths = {}
         for m in cyc:
             if m != anchor and tuple(sorted((m, anchor))) in pairs and len(self._path(m, anchor)) > 1:
-                P = pair_rows(train[m], train[anchor], self.pairs_per_class, self.seed)
+                P = self.pair(train[m], train[anchor])
                 paths[m] = ContrastiveData.build(train[m], train[anchor], P, Xp[m], Xp[anchor], dev)
         rows = {m: tensor(Xp[m], dev) for m in cyc}  # all train rows, for the cycle term
         infonce, cosine = MultiPositiveInfoNCE(self.tau), CosineLoss()

@@ -20,7 +20,6 @@ from embridge.methods.training import (
     tensor,
     unit,
 )
-from embridge.pairing import pair_rows
 from embridge.store import EmbeddingTable
 
 PROJECTIONS = ("feature", "gradient", "none")
@@ -127,7 +126,7 @@ class EmergentBridge(NeuralMethod):
         # 1. proxy synthesizers g_b: a -> b, cosine regression on (b, a) pairs
         proxies = {}
         for i, b in enumerate(bridges):
-            P = pair_rows(train[anchor], train[b], self.pairs_per_class, self.seed)
+            P = self.pair(train[anchor], train[b])
             A, B = tensor(Xp[anchor][P.src], dev), tensor(P.targets(Xp[b], train[b].labels), dev)
             g = self._new_head(f"g/{b}", {"kind": "residual", "dim": d_a, "hidden": self.hidden}, 1 + i)
             self._train(g.parameters(), epoch_log(f"{self.name}/proxy_{b}", self.proxy_epochs, -(-len(A) // self.batch_size)),
@@ -139,7 +138,7 @@ class EmergentBridge(NeuralMethod):
         spec = ({"kind": "residual", "dim": d_n, "hidden": self.hidden} if kind == "residual"
                 else {"kind": "projection", "d_in": d_n, "d_out": d_a, "hidden": self.hidden})
         f = self._new_head("f", spec, 0)
-        P = pair_rows(train[self.new], train[anchor], self.pairs_per_class, self.seed)
+        P = self.pair(train[self.new], train[anchor])
         data = ContrastiveData.build(train[self.new], train[anchor], P, Xp[self.new], Xp[anchor], dev)
         infonce, proxy_loss = MultiPositiveInfoNCE(self.tau), ProxyLoss(self.projection)
         params = list(f.parameters())

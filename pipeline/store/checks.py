@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from embridge.config.modalities import SPLITS
+from embridge.config.modalities import REQUIRED_SPLITS, SPLITS
 from embridge.errors import InputError
 from embridge.store.manifest import MANIFEST, Manifest, manifest_path
 from embridge.store.reader import embeddings_view
@@ -117,7 +117,7 @@ class TableChecker:
         self._row += batch.num_rows
         self.total += batch.num_rows
 
-    def finish(self, require_splits: tuple[str, ...] = SPLITS) -> Manifest:
+    def finish(self, require_splits: tuple[str, ...] = REQUIRED_SPLITS) -> Manifest:
         """The checks that need every row: the row count and the required splits."""
         if self.total != self.manifest.num_rows:
             raise InputError(f"{manifest_path(self.table_dir)}: records {self.manifest.num_rows} rows, the shards hold {self.total}")
@@ -125,7 +125,7 @@ class TableChecker:
         for s in require_splits:
             if counts[s] == 0:
                 raise InputError(
-                    f"{self.table_dir}: split {s!r} has no rows (train: {counts['train']}, test: {counts['test']}); "
+                    f"{self.table_dir}: split {s!r} has no rows (train: {counts['train']}, val: {counts['val']}, test: {counts['test']}); "
                     f"every modality needs rows in {list(require_splits)}"
                 )
         return self.manifest

@@ -211,10 +211,14 @@ def check_cast(X: np.ndarray, dtype: str, path: Path, ids) -> np.ndarray:
     return Xc
 
 
-def stratified_split(labels: np.ndarray | None, n: int, test_fraction: float, seed: int) -> np.ndarray:
-    """'train'/'test' per row; per class round(test_fraction * n_c) rows go to test (seeded)."""
+def stratified_split(labels: np.ndarray | None, n: int, test_fraction: float, seed: int,
+                     val_fraction: float = 0.0) -> np.ndarray:
+    """'train'/'val'/'test' per row; per class round(test_fraction * n_c) rows go to test and, of a
+    seeded order, the next round(val_fraction * n_c) to val (seeded)."""
     if not 0 < test_fraction < 1:
         raise InputError(f"--test-fraction {test_fraction}: expected a number strictly between 0 and 1")
+    if not 0 <= val_fraction < 1 - test_fraction:
+        raise InputError(f"--val-fraction {val_fraction}: expected 0 <= val_fraction < 1 - test_fraction ({1 - test_fraction})")
     rng = np.random.default_rng(seed)
     split = np.full(n, "train", dtype=object)
     groups = [np.arange(n)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
@@ -222,7 +226,10 @@ def stratified_split(labels: np.ndarray | None, n: int, test_fraction: float, se
         n_test = int(round(test_fraction * len(rows)))
         if len(rows) >= 2:
             n_test = min(max(n_test, 1), len(rows) - 1)
-        split[rng.permutation(rows)[:n_test]] = "test"
+        order = rng.permutation(rows)
+        n_val = min(int(round(val_fraction * len(rows))), max(len(rows) - n_test - 1, 0))
+        split[order[:n_test]] = "test"
+        split[order[n_test : n_test + n_val]] = "val"
     return split
 
 
@@ -236,6 +243,7 @@ class ImportSpec:
     pair_ids: str | None = None
     split: str | None = None
     test_fraction: float = 0.2
+    val_fraction: float = 0.0  # share (per class) held out as val when the file has no split column
     seed: int = 0
     dtype: str = "float32"
     encoder: str = "imported"
@@ -311,12 +319,12 @@ def import_embeddings(spec: ImportSpec) -> Manifest:
 
     split, split_path = values(spec.split, "split values")
     if split is None:
-        split = stratified_split(labels, n, spec.test_fraction, spec.seed)
+        split = stratified_split(labels, n, spec.test_fraction, spec.seed, spec.val_fraction)
     else:
         split = np.array([str(v) for v in split], dtype=object)
-        bad = np.flatnonzero(~np.isin(split, ["train", "test"]))
+        bad = np.flatnonzero(~np.isin(split, ["train", "val", "test"]))
         if len(bad):
-            raise InputError(f"{split_path}: row {bad[0]} has split {split[bad[0]]!r}; expected 'train' or 'test'")
+            raise InputError(f"{split_path}: row {bad[0]} has split {split[bad[0]]!r}; expected 'train', 'val' or 'test'")
 
     if not (split == "test").any():  # the rule of `embridge validate` (and evaluate): test rows are required
         raise InputError(

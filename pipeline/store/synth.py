@@ -42,6 +42,7 @@ class SynthConfig:
     noise: float = 0.1  # alignment noise (expected norm of the noise vector)
     rotate: bool = True  # give every non-anchor modality a random rotation R_m
     test_fraction: float = 0.2  # share of instances in the test split
+    val_fraction: float = 0.0  # share of instances in the val split (for choosing a method's settings)
     pair_fraction: float = 1.0  # share of instances whose rows carry a pair_id
     dtype: str = "float32"  # float32 | float16
     seed: int = 0
@@ -70,6 +71,8 @@ class SynthConfig:
             raise ConfigError(f"synth noise = {self.noise}, spread = {self.spread}: expected >= 0")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"synth test_fraction = {self.test_fraction}: expected 0 < f < 1")
+        if not 0 <= self.val_fraction < 1 - self.test_fraction:
+            raise ConfigError(f"synth val_fraction = {self.val_fraction}: expected 0 <= f < 1 - test_fraction")
         if not 0 <= self.pair_fraction <= 1:
             raise ConfigError(f"synth pair_fraction = {self.pair_fraction}: expected 0 <= f <= 1")
         if self.dtype not in ("float32", "float16"):
@@ -141,10 +144,12 @@ def generate_chunks(truth: SynthTruth):
         labels = rng.integers(0, cfg.n_classes, size=n)
         z = truth.class_means[labels] + cfg.spread / np.sqrt(k) * rng.standard_normal((n, k))
         z /= np.linalg.norm(z, axis=1, keepdims=True)
-        test = rng.random(n) < cfg.test_fraction
+        u = rng.random(n)
+        test = u < cfg.test_fraction
+        val = ~test & (u < cfg.test_fraction + cfg.val_fraction)
         paired = rng.random(n) < cfg.pair_fraction
         shared = scale * (z @ truth.basis.T)  # (n, d)
-        split = np.where(test, "test", "train")
+        split = np.where(test, "test", np.where(val, "val", "train"))
         idx = np.arange(start, start + n)
         pair_ids = [f"p{i:08d}" if p else None for i, p in zip(idx, paired, strict=True)]
         Xs = {}

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from embridge.config.modalities import REQUIRED_SPLITS
 from embridge.store.checks import TableChecker
 from embridge.store.manifest import Manifest, read_manifest
 from embridge.store.reader import iter_batches
-
-REQUIRED_SPLITS = ("test",)  # what `import` writes and `evaluate` needs; train only for methods that fit
 
 
 def validate_table(
