@@ -129,7 +129,7 @@ def register_default(cls: type[Encoder]) -> type[Encoder]:
     return register(cls, default=True)
 
 
-def get_encoder(name: str | None, modality: str) -> type[Encoder]:
+def get_encoder(name: str | None, modality: str, kind: str | None = None) -> type[Encoder]:
     """The class registered as `name` (None: the modality's default); it must be able to encode `modality`."""
     if name is None:
         if modality not in DEFAULT_ENCODERS:
@@ -138,7 +138,7 @@ def get_encoder(name: str | None, modality: str) -> type[Encoder]:
     if name not in ENCODERS:
         raise ConfigError(f"encoder {name!r} is not registered; known encoders: {sorted(ENCODERS)}")
     cls = ENCODERS[name]
-    resolve_kind(cls, modality)
+    resolve_kind(cls, modality, kind)
     return cls
 
 

@@ -26,7 +26,14 @@ from embridge.encoders import ENCODERS, Encoder, get_encoder
 from embridge.encoders.base import resolve_kind
 from embridge.encoders.shards import FINGERPRINT_KEY, ShardJob, ShardPlan, shard_path, shard_status
 from embridge.errors import ConfigError
-from embridge.store import MANIFEST, Manifest, ShardInfo, remove_stale_shards, shard_name, write_manifest
+from embridge.store import (
+    MANIFEST,
+    Manifest,
+    ShardInfo,
+    remove_stale_shards,
+    shard_name,
+    write_manifest,
+)
 
 __all__ = ["FINGERPRINT_KEY", "ExtractConfig", "extract", "to_batch"]
 DATASET_KEYS = ("path", "encoder", "kind", "model", "revision")
@@ -81,7 +88,7 @@ class ExtractConfig:
             if unknown:
                 raise ConfigError(f"datasets.{m}: unknown key(s) {unknown}; expected keys among {list(DATASET_KEYS)}")
         for m in set(self.encoders) | set(self.datasets):
-            resolve_kind(get_encoder(self.encoder_name(m), m), m, self.datasets.get(m, {}).get("kind"))
+            get_encoder(self.encoder_name(m), m, self.datasets.get(m, {}).get("kind"))
         for name, kwargs in self.options.items():
             if name not in ENCODERS:
                 raise ConfigError(f"options: unknown encoder {name!r}; known encoders: {sorted(ENCODERS)}")
@@ -103,7 +110,7 @@ class ExtractConfig:
 
     def make_encoder(self, modality: str) -> Encoder:
         spec = self.datasets.get(modality, {})
-        cls = get_encoder(self.encoder_name(modality), modality)
+        cls = get_encoder(self.encoder_name(modality), modality, spec.get("kind"))
         kwargs = check_kwargs(cls, self.options.get(cls.name, {}), f"options.{cls.name}")
         accepted = inspect.signature(cls.__init__).parameters
         extra = {"device": self.device, "precision": self.precision, "model": spec.get("model"), "revision": spec.get("revision")}
