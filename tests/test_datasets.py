@@ -155,3 +155,23 @@ def test_cli_extracts_csv_with_local_clip_and_never_sets_hub_offline(data, clip_
     ds = read_dataset(data["images_csv"], "image")
     assert list(tab.ids) == ds.ids and list(tab.split) == ds.split
     assert list(tab.labels) == ds.label and list(tab.meta["pair_id"]) == ds.pair_id
+
+
+def test_resume_keeps_shards_only_for_the_same_manifest_and_model(data, clip_dir, tmp_path):
+    import shutil
+
+    root = data["images_csv"].parent
+    edit = root / "images_edit.csv"
+    shutil.copy(data["images_csv"], edit)
+    out, logs = tmp_path / "t", []
+    extract("image", edit, out, clip_cfg(clip_dir), progress=False)
+    first = read_table(out).X
+    extract("image", edit, out, clip_cfg(clip_dir), progress=False, log=logs.append)
+    assert logs == ["image: resuming, 4 of 4 shard(s) already encoded"]
+    edit.write_text(edit.read_text().replace("images/mnist-0109.png,zero", "images/mnist-0109.png,one"))
+    logs.clear()
+    extract("image", edit, out, clip_cfg(clip_dir), progress=False, log=logs.append)
+    assert logs == [] and read_table(out).labels[0] == CLASS_NAMES.index("one")  # a changed manifest: re-encoded
+    other = tiny_clip(tmp_path / "other-clip", seed=1)  # another checkpoint
+    extract("image", edit, out, clip_cfg(other), progress=False, log=logs.append)
+    assert logs == [] and not np.allclose(read_table(out).X, first)
