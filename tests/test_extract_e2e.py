@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
 
 
-def user_repo(tmp_path, overrides) -> "Path":  # noqa: F821
+def user_repo(tmp_path, overrides) -> Path:  # noqa: F821
     repo = make_repo(tmp_path / "repo", overrides)
     data = build(tmp_path / "src")
     for name in ("images", "folder", "fsdd"):

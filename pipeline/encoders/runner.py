@@ -177,7 +177,7 @@ def extract(
     kept = sum(plan.bounds(k)[1] - plan.bounds(k)[0] for k in done)
     bar = tqdm(total=len(ds), initial=kept, unit="row", desc=f"extract {modality}", disable=not progress)
     job = ShardJob(ds, encoder, plan, out_dir, workers=cfg.workers, on_batch=bar.update)
-    results = {k: done[k] if k in done else job.run(k) for k in range(plan.num_shards)}
+    results = {**done, **job.run_many([k for k in range(plan.num_shards) if k not in done])}
     bar.close()
     remove_stale_shards(out_dir, keep=plan.num_shards)
     skipped = [s for k in sorted(results) for s in results[k][1]]

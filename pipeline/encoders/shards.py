@@ -86,28 +86,30 @@ class ShardJob:
                                 "reason": str(exc)})
         return keep, items, skipped
 
-    def batches(self, k: int):
-        """Yield (rows, items, skipped) per batch of shard k, decoded `workers` batches ahead."""
-        lo, hi = self.plan.bounds(k)
+    def batches(self, ks: list[int]):
+        """Yield (k, rows, items, skipped) per batch of shards ks in order, decoded `workers` batches
+        ahead; the look-ahead runs across shard boundaries, so no shard starts with an idle encoder."""
         B = self.plan.batch_size
-        starts = list(range(lo, hi, B))
+        jobs = [(k, b, min(b + B, self.plan.bounds(k)[1])) for k in ks for b in range(self.plan.bounds(k)[0], self.plan.bounds(k)[1], B)]
         if self.dataset.paths is None:  # in-memory items: nothing to overlap
-            for b in starts:
-                yield self._decode(b, min(b + B, hi))
+            for k, lo, hi in jobs:
+                yield (k, *self._decode(lo, hi))
             return
         with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
             pending = deque()
-            for b in starts:
-                pending.append(pool.submit(self._decode, b, min(b + B, hi)))
+            for k, lo, hi in jobs:
+                pending.append((k, pool.submit(self._decode, lo, hi)))
                 if len(pending) > self.workers:
-                    yield pending.popleft().result()
+                    k0, fut = pending.popleft()
+                    yield (k0, *fut.result())
             while pending:
-                yield pending.popleft().result()
+                k0, fut = pending.popleft()
+                yield (k0, *fut.result())
 
-    def encode_rows(self, k: int) -> tuple[list[int], np.ndarray, list[dict]]:
-        """Shard k in memory: (dataset rows kept, Z of shape (len(rows), d), skipped rows)."""
+    def _encode(self, k: int, batches) -> tuple[list[int], np.ndarray, list[dict]]:
+        """Shard k's batches -> (dataset rows kept, Z of shape (len(rows), d), skipped rows)."""
         rows, parts, skipped = [], [], []
-        for keep, items, skip in self.batches(k):
+        for keep, items, skip in batches:
             skipped += skip
             if keep:
                 parts.append(self.encoder.encode(items))  # (len(keep), d)
@@ -120,9 +122,7 @@ class ShardJob:
             raise InputError(f"{self.dataset.where(rows[bad[0]])}: encodes to NaN/Inf")
         return rows, Z, skipped
 
-    def run(self, k: int) -> tuple[int, list[dict]]:
-        """Encode shard k and write it atomically. Returns (rows written, skipped rows)."""
-        rows, Z, skipped = self.encode_rows(k)
+    def _write(self, k: int, rows: list[int], Z: np.ndarray, skipped: list[dict]) -> tuple[int, list[dict]]:
         ds = self.dataset.select(rows)
         label = np.asarray([-1 if y is None else y for y in ds.label], dtype=np.int64)
         shard = to_arrow(ds.ids, ds.split, Z, label=label, pair_id=ds.pair_id if any(ds.pair_id) else None)
@@ -131,6 +131,19 @@ class ShardJob:
                 SKIPPED_KEY: json.dumps(skipped).encode()}
         write_shard(self.out_dir, k, shard.replace_schema_metadata(meta))
         return len(rows), skipped
+
+    def run(self, k: int) -> tuple[int, list[dict]]:
+        """Encode shard k and write it atomically. Returns (rows written, skipped rows)."""
+        return self.run_many([k])[k]
+
+    def run_many(self, ks: list[int]) -> dict[int, tuple[int, list[dict]]]:
+        """run(k) for each k in ks, with decoding running ahead across shards. Returns {k: run(k)}."""
+        out, stream = {}, self.batches(ks)
+        import itertools
+
+        for k, group in itertools.groupby(stream, key=lambda t: t[0]):
+            out[k] = self._write(k, *self._encode(k, (t[1:] for t in group)))
+        return out
 
 
 def shard_path(out_dir: str | Path, k: int) -> Path:
