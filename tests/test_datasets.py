@@ -175,3 +175,44 @@ def test_resume_keeps_shards_only_for_the_same_manifest_and_model(data, clip_dir
     other = tiny_clip(tmp_path / "other-clip", seed=1)  # another checkpoint
     extract("image", edit, out, clip_cfg(other), progress=False, log=logs.append)
     assert logs == [] and not np.allclose(read_table(out).X, first)
+
+
+def test_video_frames_are_sampled_uniformly(tmp_path):
+    import av
+    from embridge.data.decode import decode_video
+
+    path = tmp_path / "v.mp4"
+    with av.open(str(path), "w") as out:  # 10 frames, frame i a flat gray of value 20 * i
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    frames = decode_video(path, n_frames=4)
+    assert frames.shape == (4, 32, 32, 3) and frames.dtype == np.uint8
+    # frames 0, 3, 6, 9 (np.linspace(0, 9, 4) rounded), within the codec's loss
+    assert np.allclose(frames.reshape(4, -1).mean(axis=1), [0, 60, 120, 180], atol=4)
+    with pytest.raises(DecodeError, match="v.png: file not found"):
+        decode_video(tmp_path / "v.png")
+
+
+def test_builtin_digits_through_the_reader_equal_the_raw_columns(data, tmp_path):
+    """The built-in data/raw is one dataset among others: extraction through the reader gives the
+    same vectors as the encoders on the raw columns themselves (the path before the reader existed)."""
+    from embridge.data import read_raw
+    from embridge.encoders import get_encoder
+    from embridge.encoders.runner import to_batch
+
+    for m, column in (("text", "text"), ("audio", "waveform"), ("image", "pixels")):
+        cfg = ExtractConfig(threads=1, rows_per_shard=16, options={"efficientnet-lite0": {"image_size": 64}})
+        extract(m, data["raw"], tmp_path / m, cfg, progress=False)
+        t = read_table(tmp_path / m)
+        enc = get_encoder(None, m)(threads=1, **({"image_size": 64} if m == "image" else {}))
+        raw = read_raw(data["raw"], m)
+        Z = np.concatenate([enc.encode(to_batch(m, raw.column(column).slice(b, 16))) for b in range(0, raw.num_rows, 16)])
+        assert list(t.ids) == raw.column("id").to_pylist()
+        assert np.array_equal(t.X, Z), m  # the same batches (16 rows): the same bits
