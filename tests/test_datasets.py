@@ -71,6 +71,9 @@ def test_val_split_values_are_accepted(tmp_path):
     rows = [{"text": f"t{i}", "label": str(i % 2), "split": ["train", "val", "test"][i % 3]} for i in range(6)]
     ds = read_dataset(write_csv(tmp_path / "t.csv", rows), "text")
     assert ds.split == [r["split"] for r in rows] and ds.label == [0, 1, 0, 1, 0, 1]
+    rows = [{"text": f"t{i}", "label": str(c)} for i, c in enumerate([10, 2, 2, 10, 1, 1])]
+    ds = read_dataset(write_csv(tmp_path / "n.csv", rows), "text")
+    assert ds.class_names == ["1", "2", "10"] and ds.label == [2, 1, 1, 2, 0, 0]  # numerals by value
 
 
 def test_decoders_on_real_files(data, tmp_path):

@@ -59,7 +59,9 @@ def _labels(values: list, source: str, class_names: list[str] | None) -> tuple[l
                 raise InputError(f"{source}: row {r}: label {v} outside 0..{len(names) - 1} (class_names has {len(names)})")
             out.append(v)
         return out, names
-    names = list(class_names) if class_names else sorted({str(v) for v in present})
+    found = {str(v) for v in present}
+    # sorted by name; numerals ("2" before "10") by value
+    names = list(class_names) if class_names else sorted(found, key=lambda n: (0, int(n), "") if n.isdigit() else (1, 0, n))
     index = {n: c for c, n in enumerate(names)}
     out = []
     for r, v in enumerate(values):
