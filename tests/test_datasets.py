@@ -141,6 +141,9 @@ def test_undecodable_and_missing_files_stop_or_are_skipped(data, clip_dir, tmp_p
     assert [(s["id"], s["row"]) for s in skipped] == [("broken.png", 1), ("gone.png", 3)]
     assert "file not found" in skipped[1]["reason"]
     assert list(read_table(tmp_path / "skip").ids) == ["images/mnist-0109.png", "images/mnist-0221.png"]
+    only_bad = write_csv(root / "allbad.csv", [rows[1], rows[3]])
+    with pytest.raises(InputError, match=r"allbad\.csv: every row was skipped \(2; the first: .*broken\.png"):
+        extract("image", only_bad, tmp_path / "none", clip_cfg(clip_dir, on_error="skip"), progress=False)
 
 
 def test_cli_extracts_csv_with_local_clip_and_never_sets_hub_offline(data, clip_dir, tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from embridge.data.dataset import SplitConfig, read_dataset
 from embridge.encoders import ENCODERS, Encoder, get_encoder
 from embridge.encoders.base import resolve_kind
 from embridge.encoders.shards import FINGERPRINT_KEY, ShardJob, ShardPlan, shard_path, shard_status
-from embridge.errors import ConfigError
+from embridge.errors import ConfigError, InputError
 from embridge.store import (
     MANIFEST,
     Manifest,
@@ -181,6 +181,8 @@ def extract(
     bar.close()
     remove_stale_shards(out_dir, keep=plan.num_shards)
     skipped = [s for k in sorted(results) for s in results[k][1]]
+    if not sum(r[0] for r in results.values()):
+        raise InputError(f"{ds.source}: every row was skipped ({len(skipped)}; the first: {skipped[0]['reason']})")
     if log and skipped:
         log(f"{modality}: skipped {len(skipped)} row(s) (on_error: skip), listed in {out_dir / MANIFEST} under 'skipped'")
     manifest = Manifest(
