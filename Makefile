@@ -3,8 +3,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# cpu = faiss-cpu; GPU users: make EXTRAS=gpu,bench,dev,ray CONSTRAINTS= (see README)
-EXTRAS ?= cpu,bench,dev,ray
+# cpu = faiss-cpu; GPU users: make EXTRAS=gpu,bench,dev,ray,files,hf CONSTRAINTS= (see README)
+EXTRAS ?= cpu,bench,dev,ray,files,hf
 CONSTRAINTS ?= -c constraints.txt
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1

@@ -56,7 +56,6 @@ def cli() -> None:
 
     reset_verbosity()
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # OpenMP threads that spin while waiting (the default of torch's and CTranslate2's runtimes)
     # made training 6-10x slower on a shared 2-core machine; a sleeping wait costs nothing when idle.
     # Set before any subcommand imports torch.

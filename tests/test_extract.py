@@ -157,7 +157,12 @@ def test_stage_cli_with_params(raw_dir, tmp_path):
     "section, match",
     [
         ({"rows_per_shard": 0}, "rows_per_shard"),
-        ({"batch_sizes": {"video": 8}}, "video"),
+        ({"batch_sizes": {"video": "8"}}, "batch_sizes.video"),  # any modality name; a count
+        ({"datasets": {"image": {"path": "x", "encoders": "clip"}}}, r"datasets.image: unknown key\(s\) \['encoders'\]"),
+        ({"datasets": {"depth": {"path": "x"}}}, "modality 'depth' has no default encoder"),
+        ({"datasets": {"photo": {"path": "x", "encoder": "clip"}}}, "name the tower with `kind`"),
+        ({"precision": "fp8"}, "precision"),
+        ({"on_error": "ignore"}, "on_error"),
         ({"batch_sizes": {"image": 0}}, "batch_sizes.image"),
         ({"threads": -1}, "threads"),
         ({"encoders": {"image": "resnet"}}, "resnet"),

@@ -44,11 +44,21 @@ class EfficientNetLite0(Encoder):
         self.mean_ = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         self.std_ = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
-    def preprocess(self, pixels: np.ndarray):
-        """uint8 (n, h, w) grayscale -> float32 tensor (n, 3, S, S), ImageNet-normalized."""
+    def preprocess(self, pixels):
+        """uint8 images -> float32 tensor (n, 3, S, S), ImageNet-normalized.
+
+        pixels: uint8 array (n, h, w) grayscale (the built-in digits), or a list of n uint8 arrays
+        (h, w) grayscale / (h, w, 3) RGB of any size (each resized bilinearly to S x S).
+        """
         import torch
         import torch.nn.functional as F
 
+        if not isinstance(pixels, np.ndarray):
+            items = [np.asarray(p) for p in pixels]
+            if items and all(p.ndim == 2 and p.shape == items[0].shape for p in items):
+                pixels = np.stack(items)  # same-size grayscale: the digits' path
+            else:
+                return torch.cat([self.preprocess_rgb(p) for p in items])
         pixels = np.asarray(pixels)
         if pixels.ndim != 3 or pixels.dtype != np.uint8:
             raise InputError(f"{self.name}: expected uint8 images of shape (n, h, w), got {pixels.dtype} {pixels.shape}")
@@ -56,6 +66,18 @@ class EfficientNetLite0(Encoder):
         x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         x = x.expand(-1, 3, -1, -1)  # gray -> RGB, (n, 3, S, S)
         return (x - self.mean_) / self.std_
+
+    def preprocess_rgb(self, image: np.ndarray):
+        """One uint8 image (h, w, 3) or (h, w) -> float32 tensor (1, 3, S, S)."""
+        import torch
+        import torch.nn.functional as F
+
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+            raise InputError(f"{self.name}: expected a uint8 image (h, w) or (h, w, 3), got {image.dtype} {image.shape}")
+        x = torch.from_numpy(np.array(image, dtype=np.uint8)).float().div_(255.0)
+        x = x.unsqueeze(0).unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1).unsqueeze(0)  # (1, c, h, w)
+        x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        return (x.expand(-1, 3, -1, -1) - self.mean_) / self.std_
 
     def _encode(self, pixels: np.ndarray) -> np.ndarray:
         import torch

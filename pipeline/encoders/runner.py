@@ -1,14 +1,17 @@
-"""The extract stage's library: one modality's raw rows -> its frozen encoder -> an embedding table.
+"""The extract stage's library: a dataset -> a frozen encoder -> an embedding table, shard by shard.
 
-Resumable: shard k holds raw rows [k * rows_per_shard, (k + 1) * rows_per_shard), written atomically
-and stamped with a fingerprint of everything that determines its bytes (encoder, its settings and
-package versions, the raw file's hash, batch size, threads). A rerun keeps every leading shard
-whose stamp matches and continues from the first missing one; the manifest is written last.
+Resumable: shard k holds dataset rows [k * rows_per_shard, (k + 1) * rows_per_shard), written
+atomically and stamped with a fingerprint of everything that determines its bytes: the dataset
+(its manifest's bytes, or its folder listing), the encoder, its settings (model, revision, local
+checkpoint files, precision, device) and package versions, batch size and threads. A rerun keeps
+every shard whose stamp matches and encodes the others; the table's manifest is written last and
+lists every row skipped with `on_error: skip`, and why.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -17,23 +20,25 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from embridge.config.schema import check_kwargs
-from embridge.data.raw import INPUT_COLUMNS, MODALITY_FILES, read_raw, read_raw_manifest
+from embridge.data.dataset import SplitConfig, read_dataset
 from embridge.encoders import ENCODERS, Encoder, get_encoder
+from embridge.encoders.base import resolve_kind
+from embridge.encoders.shards import FINGERPRINT_KEY, ShardJob, ShardPlan, shard_path, shard_status
 from embridge.errors import ConfigError, InputError
 from embridge.store import (
+    MANIFEST,
     Manifest,
     ShardInfo,
     remove_manifest,
     remove_stale_shards,
     shard_name,
-    to_arrow,
     write_manifest,
-    write_shard,
 )
 
-FINGERPRINT_KEY = b"embridge.fingerprint"
+__all__ = ["FINGERPRINT_KEY", "ExtractConfig", "extract", "to_batch"]
+DATASET_KEYS = ("path", "encoder", "kind", "model", "revision")
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 @dataclass
@@ -47,25 +52,56 @@ class ExtractConfig:
     threads: int = 0  # CPU threads per encoder (0: all cores); part of the fingerprint, as it may change the last bits
     encoders: dict = field(default_factory=dict)  # modality -> registered encoder name (missing: the modality's default)
     options: dict = field(default_factory=dict)  # encoder name -> constructor keyword arguments, e.g. {efficientnet-lite0: {image_size: 128}}
+    # modality -> {path: manifest or folder, encoder: name, kind: tower, model: hub name or local folder,
+    # revision: hub revision}; a modality not listed reads the built-in data/raw
+    datasets: dict = field(default_factory=dict)
+    class_names: list | None = None  # the class list all modalities share (labels given as names); null: sorted names found
+    test_fraction: float = 0.2  # rows without a split: share of each class held out as test (seeded, stratified)
+    val_fraction: float = 0.0  # ... and as val
+    seed: int = 0  # seeds the split of rows that have none
+    device: str = "cpu"  # cpu | cuda | auto: where the transformers encoders run (the built-in ones run on the CPU)
+    precision: str = "fp32"  # fp32 | fp16 | bf16: autocast of the transformers encoders (part of the fingerprint)
+    workers: int = 2  # decoding threads, each a batch ahead of the encoder (1..64)
+    on_error: str = "stop"  # stop: an undecodable or missing file stops the run | skip: listed in the table's manifest
 
     def check(self) -> None:
         for m, b in self.batch_sizes.items():
-            if m not in MODALITY_FILES:
-                raise ConfigError(f"batch_sizes: unknown modality {m!r}; expected keys among {sorted(MODALITY_FILES)}")
             if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 4096:
                 raise ConfigError(f"batch_sizes.{m} = {b!r}: expected an integer in 1..4096")
         if not 1 <= self.rows_per_shard <= 1 << 20:
             raise ConfigError(f"rows_per_shard = {self.rows_per_shard}: expected 1..{1 << 20}")
         if self.threads < 0:
             raise ConfigError(f"threads = {self.threads}: expected >= 0 (0: all cores)")
-        for m, name in self.encoders.items():
-            get_encoder(name, m)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision = {self.precision!r}: expected one of {list(PRECISIONS)}")
+        if self.device not in ("cpu", "cuda", "auto") and not str(self.device).startswith("cuda:"):
+            raise ConfigError(f"device = {self.device!r}: expected cpu, cuda, cuda:N or auto")
+        if self.on_error not in ("stop", "skip"):
+            raise ConfigError(f"on_error = {self.on_error!r}: expected stop or skip")
+        if not 1 <= self.workers <= 64:
+            raise ConfigError(f"workers = {self.workers}: expected 1..64")
+        if not (0 < self.test_fraction < 1 and 0 <= self.val_fraction < 1 - self.test_fraction):
+            raise ConfigError(f"test_fraction = {self.test_fraction}, val_fraction = {self.val_fraction}: expected 0 < test, 0 <= val, test + val < 1")
+        for m, spec in self.datasets.items():
+            if not isinstance(spec, dict) or "path" not in spec:
+                raise ConfigError(f"datasets.{m} = {spec!r}: expected a mapping with `path` (and optional {list(DATASET_KEYS[1:])})")
+            unknown = sorted(set(spec) - set(DATASET_KEYS))
+            if unknown:
+                raise ConfigError(f"datasets.{m}: unknown key(s) {unknown}; expected keys among {list(DATASET_KEYS)}")
+        for m in set(self.encoders) | set(self.datasets):
+            get_encoder(self.encoder_name(m), m, self.datasets.get(m, {}).get("kind"))
         for name, kwargs in self.options.items():
             if name not in ENCODERS:
                 raise ConfigError(f"options: unknown encoder {name!r}; known encoders: {sorted(ENCODERS)}")
             if not isinstance(kwargs, dict) or "threads" in kwargs:
                 raise ConfigError(f"options.{name} = {kwargs!r}: expected a mapping of constructor arguments (threads is set globally)")
             check_kwargs(ENCODERS[name], kwargs, f"options.{name}")
+
+    def encoder_name(self, modality: str) -> str | None:
+        return self.datasets.get(modality, {}).get("encoder") or self.encoders.get(modality)
+
+    def dataset_path(self, modality: str, default: str | Path = "data/raw") -> Path:
+        return Path(self.datasets.get(modality, {}).get("path") or default)
 
     def batch_size(self, modality: str) -> int:
         return int(self.batch_sizes.get(modality, 64))
@@ -74,13 +110,23 @@ class ExtractConfig:
         return self.threads or os.cpu_count() or 1
 
     def make_encoder(self, modality: str) -> Encoder:
-        cls = get_encoder(self.encoders.get(modality), modality)
+        spec = self.datasets.get(modality, {})
+        cls = get_encoder(self.encoder_name(modality), modality, spec.get("kind"))
         kwargs = check_kwargs(cls, self.options.get(cls.name, {}), f"options.{cls.name}")
-        return cls(threads=self.resolved_threads(), **kwargs)
+        accepted = inspect.signature(cls.__init__).parameters
+        extra = {"device": self.device, "precision": self.precision, "model": spec.get("model"), "revision": spec.get("revision")}
+        for key, value in extra.items():
+            if key in accepted and value is not None:
+                kwargs.setdefault(key, value)
+            elif key in ("model", "revision") and value is not None:
+                raise ConfigError(f"datasets.{modality}.{key}: encoder {cls.name!r} loads no checkpoint (it takes no {key})")
+        encoder = cls(threads=self.resolved_threads(), **kwargs)
+        encoder.kind = resolve_kind(cls, modality, spec.get("kind"))
+        return encoder
 
 
 def to_batch(modality: str, column: pa.Array | pa.ChunkedArray):
-    """Raw column -> what Encoder.encode takes (see embridge.encoders.base.Encoder)."""
+    """A built-in raw column -> what Encoder.encode takes (see embridge.encoders.base.Encoder)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if modality == "image":
@@ -93,82 +139,59 @@ def to_batch(modality: str, column: pa.Array | pa.ChunkedArray):
     return column.to_pylist()  # text: n strings
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _shard_is_done(path: Path, fingerprint: str, num_rows: int) -> bool:
-    """True when `path` is a readable shard with the expected stamp and row count."""
-    try:
-        meta = pq.read_metadata(path)
-        stamp = (pq.read_schema(path).metadata or {}).get(FINGERPRINT_KEY, b"").decode()
-    except (pa.ArrowException, OSError):
-        return False
-    return stamp == fingerprint and meta.num_rows == num_rows
+def fingerprint_of(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def extract(
     modality: str,
-    raw_dir: str | Path,
+    dataset: str | Path,
     out_dir: str | Path,
     cfg: ExtractConfig | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> Manifest:
-    """Encode every row of raw_dir/<modality>.parquet into the embedding table out_dir. Returns its manifest."""
+    """Encode every row of `dataset` (a manifest, a folder, or the built-in data/raw) as `modality`
+    into the embedding table out_dir. Returns its manifest (written last)."""
     cfg = cfg or ExtractConfig()
     cfg.check()
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    raw_manifest = read_raw_manifest(raw_dir)
-    table = read_raw(raw_dir, modality)
+    out_dir = Path(out_dir)
+    ds = read_dataset(dataset, modality, SplitConfig(cfg.seed, cfg.test_fraction, cfg.val_fraction), cfg.class_names)
     encoder = cfg.make_encoder(modality)
-    n, R, B = table.num_rows, cfg.rows_per_shard, cfg.batch_size(modality)
+    encoder.load()  # a checkpoint's settings (dim, revision) belong to the fingerprint
     record = {
-        "encoder": encoder.name, "encoder_config": encoder.config(), "versions": encoder.versions(),
-        "raw_file": MODALITY_FILES[modality], "raw_sha256": file_sha256(raw_dir / MODALITY_FILES[modality]),
-        "rows_per_shard": R, "batch_size": B, "threads": cfg.resolved_threads(),
+        "encoder": encoder.name, "kind": encoder.kind, "encoder_config": encoder.config(), "versions": encoder.versions(),
+        "dataset": ds.source, "dataset_sha256": ds.fingerprint,
+        "rows_per_shard": cfg.rows_per_shard, "batch_size": cfg.batch_size(modality), "threads": cfg.resolved_threads(),
+        "on_error": cfg.on_error,
     }
-    fingerprint = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    plan = ShardPlan(len(ds), cfg.rows_per_shard, cfg.batch_size(modality), fingerprint_of(record), cfg.on_error)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_manifest(out_dir)  # the table is incomplete until the manifest is back
-    n_shards = -(-n // R)
-    sizes = [min(R, n - k * R) for k in range(n_shards)]
-    start = 0
-    while start < n_shards and _shard_is_done(out_dir / shard_name(start), fingerprint, sizes[start]):
-        start += 1
-    if log and start:
-        log(f"{modality}: resuming at shard {start} of {n_shards} ({start * R} rows already encoded)")
+    done = {k: s for k in range(plan.num_shards) if (s := shard_status(shard_path(out_dir, k), plan, k)) is not None}
+    if log and done:
+        log(f"{modality}: resuming, {len(done)} of {plan.num_shards} shard(s) already encoded")
 
     from tqdm import tqdm
 
-    bar = tqdm(total=n, initial=min(start * R, n), unit="row", desc=f"extract {modality}", disable=not progress)
-    column = table.column(INPUT_COLUMNS[modality])
-    for k in range(start, n_shards):
-        lo, hi = k * R, k * R + sizes[k]
-        parts = []
-        for b in range(lo, hi, B):
-            parts.append(encoder.encode(to_batch(modality, column.slice(b, min(B, hi - b)))))
-            bar.update(parts[-1].shape[0])
-        Z = np.concatenate(parts)  # (hi - lo, d)
-        rows = table.slice(lo, hi - lo)
-        if not np.isfinite(Z).all():
-            bad = int(np.flatnonzero(~np.isfinite(Z).all(axis=1))[0])
-            raise InputError(f"{raw_dir / MODALITY_FILES[modality]}: row {lo + bad} (id {rows.column('id')[bad]}) encodes to NaN/Inf")
-        shard = to_arrow(rows.column("id").to_pylist(), rows.column("split").to_pylist(), Z,
-                         label=rows.column("label").to_numpy())
-        write_shard(out_dir, k, shard.replace_schema_metadata({FINGERPRINT_KEY: fingerprint.encode()}))
+    kept = sum(plan.bounds(k)[1] - plan.bounds(k)[0] for k in done)
+    bar = tqdm(total=len(ds), initial=kept, unit="row", desc=f"extract {modality}", disable=not progress)
+    job = ShardJob(ds, encoder, plan, out_dir, workers=cfg.workers, on_batch=bar.update)
+    results = {**done, **job.run_many([k for k in range(plan.num_shards) if k not in done])}
     bar.close()
-    remove_stale_shards(out_dir, keep=n_shards)
+    remove_stale_shards(out_dir, keep=plan.num_shards)
+    skipped = [s for k in sorted(results) for s in results[k][1]]
+    if not sum(r[0] for r in results.values()):
+        raise InputError(f"{ds.source}: every row was skipped ({len(skipped)}; the first: {skipped[0]['reason']})")
+    if log and skipped:
+        log(f"{modality}: skipped {len(skipped)} row(s) (on_error: skip), listed in {out_dir / MANIFEST} under 'skipped'")
     manifest = Manifest(
-        modality=modality, dim=encoder.dim, dtype="float32", num_rows=n,
-        shards=[ShardInfo(file=shard_name(k), num_rows=sizes[k]) for k in range(n_shards)],
-        encoder=encoder.name, class_names=list(raw_manifest["class_names"]), versions=record["versions"],
-        extra={**{k: v for k, v in record.items() if k not in ("encoder", "versions")}, "fingerprint": fingerprint},
+        modality=modality, dim=encoder.dim, dtype="float32", num_rows=sum(r[0] for r in results.values()),
+        shards=[ShardInfo(file=shard_name(k), num_rows=results[k][0]) for k in range(plan.num_shards)],
+        encoder=encoder.name, class_names=list(ds.class_names), versions=record["versions"],
+        extra={**{k: v for k, v in record.items() if k not in ("encoder", "versions")},
+               "fingerprint": plan.fingerprint, "skipped": skipped},
     )
     write_manifest(out_dir, manifest)
     return manifest

@@ -9,7 +9,6 @@ Each clip (16 kHz) is zero-padded to a fixed window, turned into an 80-band log-
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from embridge.encoders.base import Encoder, passive_openmp, register_default
@@ -43,7 +42,6 @@ class WhisperTinyEn(Encoder):
         return {"window_s": self.window / SAMPLE_RATE, "pooling": "mean over frames holding audio", "compute_type": self.compute_type}
 
     def _load(self) -> None:
-        os.environ["HF_HUB_OFFLINE"] = "1"
         passive_openmp()  # before ctranslate2 loads libgomp
         import ctranslate2
         from faster_whisper.feature_extractor import FeatureExtractor
@@ -57,7 +55,7 @@ class WhisperTinyEn(Encoder):
         self._storage_view = ctranslate2.StorageView
 
     def log_mel(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
-        """n int16 clips -> (log-mel of shape (n, 80, window / 160), output frames holding audio per clip).
+        """n clips (int16 PCM or float32) -> (log-mel of shape (n, 80, window / 160), output frames holding audio per clip).
 
         faster-whisper's FeatureExtractor.__call__ (Whisper's log_mel_spectrogram) for a batch: the
         STFT is faster-whisper's, the mel projection one matrix product for the whole batch (small
@@ -72,7 +70,8 @@ class WhisperTinyEn(Encoder):
             if pcm.ndim != 1 or pcm.size == 0:
                 raise InputError(f"{self.name}: clip {i}: expected a non-empty 1-D waveform, got shape {pcm.shape}")
             m = min(pcm.size, self.window)
-            X[i, :m] = pcm[:m].astype(np.float32) / 32768.0
+            # int16 PCM (the built-in digits) or float32 in [-1, 1] (decoded files)
+            X[i, :m] = pcm[:m].astype(np.float32) / 32768.0 if pcm.dtype == np.int16 else pcm[:m]
             frames.append(math.ceil(m / SAMPLES_PER_OUTPUT_FRAME))
         fe = self.features_
         window = np.hanning(fe.n_fft + 1)[:-1].astype("float32")
