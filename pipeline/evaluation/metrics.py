@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 from embridge.errors import InputError
 from embridge.evaluation.relevance import RowKeys, relevance
-from embridge.evaluation.scan import fused_scan
+from embridge.evaluation.scan import MIN_CALL_COLS, MIN_CALL_ROWS, fused_scan
 from embridge.evaluation.search import (
     GALLERY_TILE,
     QUERY_TILE,
@@ -57,6 +57,12 @@ def _irrelevant_at_or_above(S_irr, pad):
     return tail[:, 1:]
 
 
+def _pad_rows(X: np.ndarray, n: int) -> np.ndarray:
+    """X (r, d) as C-contiguous float32 with at least n rows (zeros appended)."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    return X if len(X) >= n else np.concatenate([X, np.zeros((n - len(X), X.shape[1]), np.float32)])
+
+
 def count_pass(
     xq: np.ndarray, xb: np.ndarray, q: RowKeys, b: RowKeys, score_budget: int = SCORE_BUDGET, device: str = "cpu"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,14 +77,16 @@ def count_pass(
     dev = torch.device(device)
     nq, nb = xq.shape[0], xb.shape[0]
     tq = max(1, score_budget // nb)
-    xb_t = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)).to(dev)
+    # one call shape for every score of a query, tiny calls zero-padded (small-matrix kernels round by
+    # position, so a relevant item and its irrelevant duplicate could score 1 ulp apart)
+    xb_t = torch.from_numpy(_pad_rows(xb, MIN_CALL_COLS)).to(dev)
     ap = np.full(nq, np.nan)
     m_all = np.zeros(nq, dtype=np.int64)
     first = np.full(nq, np.inf)
     with torch.no_grad():
         for q0 in range(0, nq, tq):
             q1 = min(q0 + tq, nq)
-            S = torch.from_numpy(np.ascontiguousarray(xq[q0:q1], dtype=np.float32)).to(dev) @ xb_t.T  # (t, nb)
+            S = (torch.from_numpy(_pad_rows(xq[q0:q1], MIN_CALL_ROWS)).to(dev) @ xb_t.T)[: q1 - q0, :nb]  # (t, nb)
             rel = torch.from_numpy(relevance(q.take(slice(q0, q1)), b)).to(dev)  # (t, nb) bool
             m = rel.sum(dim=1)  # (t,) relevant items per query
             m_all[q0:q1] = m.cpu().numpy()
