@@ -36,11 +36,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
+from embridge.evaluation import counting
 from embridge.evaluation.relevance import Relevant, RowKeys, relevant_counts
 
 __all__ = ["TopK", "Relevant", "count_at_or_above", "fused_scan", "relevant_counts"]
 
-COMPARE_MAX = 4  # up to this many relevant items per query, count by comparisons instead of sorting
+COMPARE_MAX = 4  # up to this many relevant items per query, count by comparisons (else the kernel or sorting)
+USE_NUMBA = counting.HAVE_NUMBA  # larger counts: the compiled kernel (`counting`), else numpy's row sorts
 TILE_PER_RELEVANT = 8  # gallery tile >= this many times the largest relevant count (sort path)
 MIN_GALLERY_TILE = 4096  # smallest gallery tile the scan uses when the budget allows it
 MIN_QUERY_BLOCK = 64  # smallest query block made to give every worker several blocks
@@ -51,18 +53,23 @@ MIN_CALL_ROWS = 32  # BLAS calls smaller than this many queries ...
 MIN_CALL_COLS = 256  # ... or gallery rows are zero-padded (small-matrix kernels round by position)
 
 
-def _count(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """`count_at_or_above`, plus the row-sorted scores when the sort path made them (else None)."""
+def _count(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None):
+    """`count_at_or_above`, plus the row-sorted scores when the numpy sort path made them (else None)
+    and the row maxima when the compiled kernel found them (else None)."""
     t, mm = T.shape
     if mm <= COMPARE_MAX:
-        return np.stack([np.count_nonzero(S_irr >= T[:, j : j + 1], axis=1) for j in range(mm)], axis=1), None
+        return np.stack([np.count_nonzero(S_irr >= T[:, j : j + 1], axis=1) for j in range(mm)], axis=1), None, None
+    if USE_NUMBA:
+        out = np.zeros((t, mm), dtype=np.int64)
+        mi = np.full(t, mm, dtype=np.int64) if m is None else m
+        return out, None, counting.count_rows(S_irr, T, mi, out)
     w = S_irr.shape[1]
     S_sorted = np.sort(S_irr, axis=1)  # (t, w) ascending
     out = np.zeros((t, mm), dtype=np.int64)
     for i in range(t):  # sorted needles into a sorted row: #(< t_j) by binary search, O(m log w)
         mi = mm if m is None else int(m[i])
         out[i, :mi] = w - np.searchsorted(S_sorted[i], T[i, :mi], side="left")
-    return out, S_sorted
+    return out, S_sorted, None
 
 
 def count_at_or_above(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None = None) -> np.ndarray:
@@ -80,23 +87,27 @@ class TopK:
         self.D = np.full((nq, k), -np.inf, dtype=np.float32)
         self.I = np.full((nq, k), -1, dtype=np.int64)
 
-    def update(self, rows: np.ndarray, S: np.ndarray, cols: np.ndarray, S_sorted: np.ndarray | None = None) -> None:
+    def update(self, rows: np.ndarray, S: np.ndarray, cols: np.ndarray, S_sorted: np.ndarray | None = None,
+               row_max: np.ndarray | None = None) -> None:
         """Merge a score block S (t, w) of query rows `rows` (t,) and gallery indices `cols` (w,), or
         (t, w) per row (entries scoring -inf are left out).
-        S_sorted: S with each row sorted ascending, when the caller has it: then only the rows whose
-        best score can enter are looked at (after the first tiles, a few rows of each block)."""
+        S_sorted: S with each row sorted ascending, or row_max (t,) its row maxima, when the caller has
+        them: then only the rows whose best score can enter are looked at (after the first tiles, a
+        few rows of each block)."""
         k, w = self.k, S.shape[1]
         thr = self.D[rows, -1]  # current k-th score (-inf while a row holds fewer than k items)
-        if S_sorted is not None:
-            if w >= k:
-                thr = np.maximum(thr, S_sorted[:, w - k])
-            sel = np.flatnonzero(S_sorted[:, -1] >= thr)
+        if S_sorted is not None or row_max is not None:
+            if S_sorted is not None:
+                row_max = S_sorted[:, -1]
+                if w >= k:
+                    thr = np.maximum(thr, S_sorted[:, w - k])
+            sel = np.flatnonzero(row_max >= thr)
             if len(sel) == 0:
                 return
             if len(sel) < len(rows):
                 rows, S, thr = rows[sel], S[sel], thr[sel]
                 cols = cols[sel] if cols.ndim == 2 else cols
-        elif w >= k and np.isneginf(thr).any():
+        if S_sorted is None and w >= k and np.isneginf(thr).any():
             thr = np.maximum(thr, np.partition(S, w - k, axis=1)[:, w - k])
         t = S.shape[0]
         flat = np.flatnonzero(S >= thr[:, None])  # every item that may enter, ties at the cut-off included
@@ -245,9 +256,9 @@ class _Scan:
             S = S[:, off:]  # the columns this tile owns: gallery positions [b0, b1)
             lo, hi = np.searchsorted(at, [b0, b1])
             S[qi[lo:hi], at[lo:hi] - b0] = -np.inf  # relevant entries: scored above, not counted here
-            counts, S_sorted = _count(S, T, m)
+            counts, S_sorted, row_max = _count(S, T, m)
             irr_ge += counts
-            self.top.update(rows, S, self.perm[b0:b1], S_sorted)
+            self.top.update(rows, S, self.perm[b0:b1], S_sorted, row_max)
         self.ap[rows], self.first[rows] = _block_ap(T, m, irr_ge)
         self.m[rows] = m
 
