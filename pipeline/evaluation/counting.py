@@ -50,6 +50,9 @@ def _count_rows(S, T, m, out, grid_per_relevant, max_grid):
         # bin(v) = clamp(trunc((v - lo) * scale), 0, G), one float32 formula for scores and thresholds, is
         # monotone in v: thresholds in lower bins are < s, in higher bins > s; only s's own bin is compared
         lut = np.zeros(G + 2, dtype=np.int32)  # lut[b] = #thresholds in bins < b
+        Tp = np.empty(mi + 1, dtype=np.float32)  # the thresholds with a +inf sentinel
+        Tp[:mi] = Ti[:mi]
+        Tp[mi] = np.inf
         for j in range(mi):
             lut[np.int32(min(max((Ti[j] - lo) * scale, zero), Gf)) + 1] += 1
         for b in range(1, G + 2):
@@ -65,8 +68,10 @@ def _count_rows(S, T, m, out, grid_per_relevant, max_grid):
                 s = Si[c0 + g]
                 b = bins[g]
                 c = lut[b]
-                for j in range(lut[b], lut[b + 1]):  # usually none: most bins hold no threshold
-                    c += Ti[j] <= s
+                c += Tp[c] <= s  # no branch: the next threshold, if outside s's bin, is > s
+                if c < lut[b + 1]:  # rare: a second threshold in s's bin
+                    while Tp[c] <= s:
+                        c += 1
                 hist[g & 3, c] += 1
         row_max[i] = mx
         acc = 0
