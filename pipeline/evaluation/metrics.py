@@ -129,28 +129,48 @@ def retrieval_metrics(
     where: str = "retrieval",
     fused: bool | None = None,
     scan=None,
+    per_query: bool = False,
 ) -> dict:
     """R@k for k in ks, MRR (cut off at kmax) and mAP of queries xq (nq, d) against gallery xb (nb, d).
 
     scan: None (this process), or an executor with the signature of `per_query` as its
     `per_query` method (`distributed.RayScan`); the metrics are reduced here either way.
-    Returns {"R@1": .., ..., "MRR": .., "mAP": .., "queries": evaluated queries, "gallery": nb}.
+    Returns {"R@1": .., ..., "MRR": .., "mAP": .., "queries": evaluated queries, "gallery": nb}; with
+    per_query=True also "per_query": `query_outcomes` (the per-query values the means are taken
+    over, for a bootstrap over queries; no extra cost).
     """
     if scan is not None:
         xq, xb = check_search_inputs(xq, xb, kmax, where=where)
         per = scan.per_query(xq, xb, q, b, kmax, tile=tile, query_tile=query_tile, score_budget=score_budget,
                              backend=backend, device=device, where=where, fused=fused)
     else:
-        per = per_query(xq, xb, q, b, kmax, tile, query_tile, score_budget, backend, device, where, fused)
-    valid = per["m"] > 0
+        per = _per_query(xq, xb, q, b, kmax, tile, query_tile, score_budget, backend, device, where, fused)
+    outcomes = query_outcomes(per, ks, kmax)
+    valid = outcomes["valid"]
     out: dict = {"queries": int(valid.sum()), "gallery": int(xb.shape[0])}
+    if per_query:
+        out["per_query"] = outcomes
     if not valid.any():
         return {**out, **{f"R@{k}": None for k in ks}, "MRR": None, "mAP": None}
-    rank = per["rank"][valid]
     for k in ks:
-        out[f"R@{k}"] = float(np.mean(rank <= k))
-    out["MRR"] = float(np.mean(np.where(rank <= kmax, 1.0 / rank, 0.0)))
-    out["mAP"] = float(np.mean(per["ap"][valid]))
+        out[f"R@{k}"] = float(np.mean(outcomes[f"R@{k}"][valid]))
+    out["MRR"] = float(np.mean(outcomes["RR"][valid]))
+    out["mAP"] = float(np.mean(outcomes["AP"][valid]))
+    return out
+
+
+def query_outcomes(per: dict[str, np.ndarray], ks: Sequence[int] = (1, 5, 10), kmax: int = 10) -> dict[str, np.ndarray]:
+    """Per-query values from `per_query`'s output, each (nq,): "R@k" float64 1.0 / 0.0 (a relevant
+    item within the top k), "RR" the reciprocal rank (0 beyond kmax), "AP" average precision,
+    "rank" the pessimistic rank of the first relevant item, "valid" bool (the query has a relevant
+    item; the metrics are means over the valid queries, the other entries are 0 / nan)."""
+    valid = per["m"] > 0
+    rank = per["rank"]
+    out = {f"R@{k}": np.where(valid, (rank <= k).astype(np.float64), 0.0) for k in ks}
+    out["RR"] = np.where(valid & (rank <= kmax), 1.0 / rank, 0.0)
+    out["AP"] = np.where(valid, per["ap"], np.nan)
+    out["rank"] = rank
+    out["valid"] = valid
     return out
 
 
@@ -184,3 +204,6 @@ def per_query(
     D, I = knn(xq, xb, kmax, tile=tile, query_tile=query_tile, backend=backend, device=device)
     ap, m, first = count_pass(xq, xb, q, b, score_budget=score_budget, device=device)
     return {"rank": first, "ap": ap, "m": m, "D": D, "I": I}
+
+
+_per_query = per_query  # retrieval_metrics' `per_query` flag shadows the function's name there
