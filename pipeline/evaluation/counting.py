@@ -82,7 +82,10 @@ def _count_rows(S, T, m, out, grid_per_relevant, max_grid):
 
 
 if HAVE_NUMBA:
-    _count_rows_jit = njit(nogil=True, cache=True)(_count_rows)
+    try:  # compiled once, cached beside the module (or in the user's cache directory)
+        _count_rows_jit = njit(nogil=True, cache=True)(_count_rows)
+    except RuntimeError:  # no writable cache location: compile in every process instead
+        _count_rows_jit = njit(nogil=True)(_count_rows)
 
 
 def count_rows(S: np.ndarray, T: np.ndarray, m: np.ndarray, out: np.ndarray) -> np.ndarray:
