@@ -13,6 +13,7 @@ Relevance `pairs`: the query's own instance (pair ids); `labels`: same class (--
     python bench/eval.py                                  # 10k x 200k x 1024, both relevances
     python bench/eval.py --nq 2000 --nb 20000 --repeat 1  # a quick run
     python bench/eval.py --device cuda                    # FAISS GPU / torch on the GPU
+    python bench/eval.py --dims 512 768 1024 --shapes 3000x60000 10000x200000   # one table, d sweep
 Writes bench/results/eval.json and prints a table.
 """
 
@@ -105,9 +106,12 @@ def make_data(path: Path, nq: int, nb: int, dim: int, classes: int, seed: int) -
     print(f"made {nq:,} + {nb:,} x {dim} synthetic rows in {time.perf_counter() - t:.1f} s")
 
 
-def run(data: Path, who: str, relevance: str, nq: int, nb: int, k: int, device: str, budget: int) -> dict:
+def run(data: Path, who: str, relevance: str, nq: int, nb: int, k: int, device: str, budget: int,
+        code: Path | None = None) -> dict:
+    """One timed child process. code: a folder holding another `embridge` package to time instead
+    of the installed one (e.g. a symlink `embridge` -> an older checkout's pipeline/)."""
     args = [str(a) for a in (data, who, relevance, nq, nb, k, device, budget)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": ":".join(str(p) for p in (code, ROOT) if p)}
     out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env)
     if out.returncode:
         raise RuntimeError(f"{who} {relevance} failed:\n{out.stderr}")
@@ -138,6 +142,53 @@ def check_against_faiss(data: Path, relevance: str, n: int, nb: int, k: int) -> 
     }
 
 
+def sweep(args) -> None:
+    """--dims: FAISS vs ours for every (shape, d, relevance), interleaved, best of --repeat; one table.
+    Shapes run in the order given (put the slow ones last); each (shape, d) has its own data."""
+    shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes]
+    rows: list[dict] = []
+    out = args.out.with_name("eval_dims.json") if args.out.name == "eval.json" else args.out
+    for nq, nb in shapes:
+        for dim in args.dims:
+            data = args.data.with_name(f"{args.data.name}-d{dim}-{nq}x{nb}")
+            make_data(data, nq, nb, dim, args.classes, args.seed)
+            for rel in args.relevance:
+                sides = ["faiss", "ours"] + (["before"] if args.before else [])
+                secs: dict[str, list[float]] = {w: [] for w in sides}
+                metrics = {}
+                for _ in range(args.repeat):
+                    for w in sides:  # interleaved, so machine noise hits every side
+                        r = run(data, "ours" if w == "before" else w, rel, nq, nb, args.k, args.device,
+                                args.score_budget, args.before if w == "before" else None)
+                        secs[w].append(r["seconds"])
+                        metrics = (r["metrics"] if w == "ours" else None) or metrics
+                row = {"nq": nq, "nb": nb, "dim": dim, "relevance": rel, "seconds": secs,
+                       "faiss_best": min(secs["faiss"]), "ours_best": min(secs["ours"]),
+                       "ratio": min(secs["ours"]) / min(secs["faiss"]), "metrics": metrics,
+                       "load_avg": os.getloadavg()}
+                if args.before:
+                    row["before_best"] = min(secs["before"])
+                    row["before_ratio"] = row["before_best"] / row["faiss_best"]
+                rows.append(row)
+                print(f"{nq:>6,} x {nb:>8,} x {dim:<5}{rel:<7}faiss {row['faiss_best']:7.2f} s  ours "
+                      f"{row['ours_best']:7.2f} s  ours/faiss {row['ratio']:5.2f}"
+                      + (f"  before/faiss {row['before_ratio']:5.2f}" if args.before else "")
+                      + f"  load {row['load_avg'][0]:.1f}",
+                      flush=True)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps({"k": args.k, "classes": args.classes, "repeat": args.repeat,
+                                           "score_budget": args.score_budget, "device": args.device,
+                                           "cpu_count": os.cpu_count(), "rows": rows}, indent=2) + "\n")
+    before = " before s | before / FAISS |" if args.before else ""
+    print(f"\n| shape | d | relevance | FAISS s | ours s | ours / FAISS |{before}\n|---|---|---|---|---|---|"
+          + ("---|---|" if args.before else ""))
+    for r in rows:
+        print(f"| {r['nq']:,} x {r['nb']:,} | {r['dim']} | {r['relevance']} | {r['faiss_best']:.2f} | "
+              f"{r['ours_best']:.2f} | {r['ratio']:.2f} |"
+              + (f" {r['before_best']:.2f} | {r['before_ratio']:.2f} |" if args.before else ""))
+    print(f"best of {args.repeat} interleaved runs, k = {args.k}, {args.classes} classes; wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nq", type=int, default=10_000)
@@ -153,7 +204,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "embridge-bench-eval")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "eval.json")
+    ap.add_argument("--dims", type=int, nargs="+", help="sweep these dimensions (one table; see sweep)")
+    ap.add_argument("--shapes", nargs="+", default=["3000x60000", "10000x200000"], help="NQxNB, with --dims")
+    ap.add_argument("--before", type=Path, help="with --dims: also time the `embridge` package in this folder")
     args = ap.parse_args()
+    if args.dims:
+        sweep(args)
+        return
 
     make_data(args.data, args.nq, args.nb, args.dim, args.classes, args.seed)
     who = ["faiss", "ours"] + ([] if args.no_legacy else ["legacy"])

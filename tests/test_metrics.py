@@ -177,3 +177,21 @@ def test_comparison_and_searchsorted_paths_agree(monkeypatch):
         np.testing.assert_array_equal(m, m0)
         np.testing.assert_array_equal(first, first0)
         np.testing.assert_allclose(ap, ap0, rtol=0, atol=1e-12)
+
+
+def test_per_query_outcomes_average_to_the_metrics():
+    """per_query=True returns the per-query values whose means over valid queries are the metrics
+    (what a bootstrap over queries resamples); checked against the brute-force reference."""
+    rng = np.random.default_rng(21)
+    xq, xb = tied(rng, 40), tied(rng, 90)
+    q, b = keys(rng, 40), keys(rng, 90)
+    got = retrieval_metrics(xq, xb, q, b, ks=(1, 5), kmax=5, per_query=True)
+    ref = reference(xq, xb, q, b, (1, 5), 5)
+    pq = got["per_query"]
+    valid = pq["valid"]
+    assert valid.sum() == ref["queries"] == got["queries"]
+    for key, name in (("R@1", "R@1"), ("R@5", "R@5"), ("RR", "MRR"), ("AP", "mAP")):
+        assert pq[key].shape == (40,)
+        assert np.mean(pq[key][valid]) == pytest.approx(ref[name], abs=1e-12)
+        assert got[name] == pytest.approx(ref[name], abs=1e-12)
+    assert np.isnan(pq["AP"][~valid]).all()

@@ -34,11 +34,12 @@ def brute(xq, xb, q, b, k):
     return np.take_along_axis(S, I, axis=1), I, rank, ap, R.sum(axis=1)
 
 
-@pytest.mark.parametrize("compare_max", [0, 8, 10_000])
+@pytest.mark.parametrize("compare_max,use_numba", [(0, True), (0, False), (8, True), (8, False), (10_000, False)])
 @pytest.mark.parametrize("seed,n_labels,p_pair", [(0, 3, 0.0), (1, 12, 0.5), (2, 5, 1.0)])
 @pytest.mark.parametrize("workers", [1, 3])
-def test_fused_scan_equals_bruteforce_with_ties(monkeypatch, compare_max, seed, n_labels, p_pair, workers):
+def test_fused_scan_equals_bruteforce_with_ties(monkeypatch, compare_max, use_numba, seed, n_labels, p_pair, workers):
     monkeypatch.setattr(scan, "COMPARE_MAX", compare_max)
+    monkeypatch.setattr(scan, "USE_NUMBA", use_numba)
     monkeypatch.setattr(scan, "MIN_GALLERY_TILE", 1)
     monkeypatch.setattr(scan, "MIN_QUERY_BLOCK", 1)
     rng = np.random.default_rng(seed)
@@ -98,9 +99,10 @@ def test_parallel_scan_limits_blas_and_matches_serial(monkeypatch):
     assert blas_threads() == before
 
 
-@pytest.mark.parametrize("compare_max", [0, 10_000])
-def test_count_at_or_above_with_ties_and_signed_zeros(monkeypatch, compare_max):
+@pytest.mark.parametrize("compare_max,use_numba", [(0, True), (0, False), (10_000, False)])
+def test_count_at_or_above_with_ties_and_signed_zeros(monkeypatch, compare_max, use_numba):
     monkeypatch.setattr(scan, "COMPARE_MAX", compare_max)
+    monkeypatch.setattr(scan, "USE_NUMBA", use_numba)
     rng = np.random.default_rng(4)
     S = rng.integers(-3, 4, size=(6, 50)).astype(np.float32)
     S[:, :5] = -0.0  # equal to +0.0 as a score

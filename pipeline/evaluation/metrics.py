@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 from embridge.errors import InputError
 from embridge.evaluation.relevance import RowKeys, relevance
-from embridge.evaluation.scan import fused_scan
+from embridge.evaluation.scan import MIN_CALL_COLS, MIN_CALL_ROWS, fused_scan
 from embridge.evaluation.search import (
     GALLERY_TILE,
     QUERY_TILE,
@@ -57,6 +57,12 @@ def _irrelevant_at_or_above(S_irr, pad):
     return tail[:, 1:]
 
 
+def _pad_rows(X: np.ndarray, n: int) -> np.ndarray:
+    """X (r, d) as C-contiguous float32 with at least n rows (zeros appended)."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    return X if len(X) >= n else np.concatenate([X, np.zeros((n - len(X), X.shape[1]), np.float32)])
+
+
 def count_pass(
     xq: np.ndarray, xb: np.ndarray, q: RowKeys, b: RowKeys, score_budget: int = SCORE_BUDGET, device: str = "cpu"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,14 +77,16 @@ def count_pass(
     dev = torch.device(device)
     nq, nb = xq.shape[0], xb.shape[0]
     tq = max(1, score_budget // nb)
-    xb_t = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)).to(dev)
+    # one call shape for every score of a query, tiny calls zero-padded (small-matrix kernels round by
+    # position, so a relevant item and its irrelevant duplicate could score 1 ulp apart)
+    xb_t = torch.from_numpy(_pad_rows(xb, MIN_CALL_COLS)).to(dev)
     ap = np.full(nq, np.nan)
     m_all = np.zeros(nq, dtype=np.int64)
     first = np.full(nq, np.inf)
     with torch.no_grad():
         for q0 in range(0, nq, tq):
             q1 = min(q0 + tq, nq)
-            S = torch.from_numpy(np.ascontiguousarray(xq[q0:q1], dtype=np.float32)).to(dev) @ xb_t.T  # (t, nb)
+            S = (torch.from_numpy(_pad_rows(xq[q0:q1], MIN_CALL_ROWS)).to(dev) @ xb_t.T)[: q1 - q0, :nb]  # (t, nb)
             rel = torch.from_numpy(relevance(q.take(slice(q0, q1)), b)).to(dev)  # (t, nb) bool
             m = rel.sum(dim=1)  # (t,) relevant items per query
             m_all[q0:q1] = m.cpu().numpy()
@@ -122,31 +130,51 @@ def retrieval_metrics(
     fused: bool | None = None,
     scan=None,
     per_out: dict | None = None,
+    per_query: bool = False,
 ) -> dict:
     """R@k for k in ks, MRR (cut off at kmax) and mAP of queries xq (nq, d) against gallery xb (nb, d).
 
     scan: None (this process), or an executor with the signature of `per_query` as its
     `per_query` method (`distributed.RayScan`); the metrics are reduced here either way.
     per_out: a dict that receives the per-query results (rank, ap, m), for the bootstrap.
-    Returns {"R@1": .., ..., "MRR": .., "mAP": .., "queries": evaluated queries, "gallery": nb}.
+    Returns {"R@1": .., ..., "MRR": .., "mAP": .., "queries": evaluated queries, "gallery": nb}; with
+    per_query=True also "per_query": `query_outcomes` (the per-query values the means are taken
+    over, for a bootstrap over queries; no extra cost).
     """
     if scan is not None:
         xq, xb = check_search_inputs(xq, xb, kmax, where=where)
         per = scan.per_query(xq, xb, q, b, kmax, tile=tile, query_tile=query_tile, score_budget=score_budget,
                              backend=backend, device=device, where=where, fused=fused)
     else:
-        per = per_query(xq, xb, q, b, kmax, tile, query_tile, score_budget, backend, device, where, fused)
+        per = _per_query(xq, xb, q, b, kmax, tile, query_tile, score_budget, backend, device, where, fused)
     if per_out is not None:
         per_out.update({k: per[k] for k in ("rank", "ap", "m")})
-    valid = per["m"] > 0
+    outcomes = query_outcomes(per, ks, kmax)
+    valid = outcomes["valid"]
     out: dict = {"queries": int(valid.sum()), "gallery": int(xb.shape[0])}
+    if per_query:
+        out["per_query"] = outcomes
     if not valid.any():
         return {**out, **{f"R@{k}": None for k in ks}, "MRR": None, "mAP": None}
-    rank = per["rank"][valid]
     for k in ks:
-        out[f"R@{k}"] = float(np.mean(rank <= k))
-    out["MRR"] = float(np.mean(np.where(rank <= kmax, 1.0 / rank, 0.0)))
-    out["mAP"] = float(np.mean(per["ap"][valid]))
+        out[f"R@{k}"] = float(np.mean(outcomes[f"R@{k}"][valid]))
+    out["MRR"] = float(np.mean(outcomes["RR"][valid]))
+    out["mAP"] = float(np.mean(outcomes["AP"][valid]))
+    return out
+
+
+def query_outcomes(per: dict[str, np.ndarray], ks: Sequence[int] = (1, 5, 10), kmax: int = 10) -> dict[str, np.ndarray]:
+    """Per-query values from `per_query`'s output, each (nq,): "R@k" float64 1.0 / 0.0 (a relevant
+    item within the top k), "RR" the reciprocal rank (0 beyond kmax), "AP" average precision,
+    "rank" the pessimistic rank of the first relevant item, "valid" bool (the query has a relevant
+    item; the metrics are means over the valid queries, the other entries are 0 / nan)."""
+    valid = per["m"] > 0
+    rank = per["rank"]
+    out = {f"R@{k}": np.where(valid, (rank <= k).astype(np.float64), 0.0) for k in ks}
+    out["RR"] = np.where(valid & (rank <= kmax), 1.0 / rank, 0.0)
+    out["AP"] = np.where(valid, per["ap"], np.nan)
+    out["rank"] = rank
+    out["valid"] = valid
     return out
 
 
@@ -180,3 +208,6 @@ def per_query(
     D, I = knn(xq, xb, kmax, tile=tile, query_tile=query_tile, backend=backend, device=device)
     ap, m, first = count_pass(xq, xb, q, b, score_budget=score_budget, device=device)
     return {"rank": first, "ap": ap, "m": m, "D": D, "I": I}
+
+
+_per_query = per_query  # retrieval_metrics' `per_query` flag shadows the function's name there

@@ -53,6 +53,52 @@ def relevance(q: RowKeys, b: RowKeys, I: np.ndarray | slice | None = None) -> np
     return np.where(both, pq == pb, (lq == lb) & (lq >= 0))
 
 
+class _Groups:
+    """Rows grouped by an integer code (codes < 0 left out): `rows(c)`, sorted, in O(log n)."""
+
+    def __init__(self, codes: np.ndarray):
+        keep = np.flatnonzero(codes >= 0)
+        self.order = keep[np.argsort(codes[keep], kind="stable")]
+        self.codes = codes[self.order]
+
+    def rows(self, code: int) -> np.ndarray:
+        if code < 0:
+            return self.order[:0]
+        lo, hi = np.searchsorted(self.codes, [code, code + 1])
+        return self.order[lo:hi]
+
+
+class Relevant:
+    """The gallery rows relevant to a query, by the rule of `relevance`, from an index of the
+    gallery keys built once: rows by pair code, by label, and by label among the unpaired rows."""
+
+    def __init__(self, b: RowKeys):
+        self.by_pair = _Groups(b.pairs)
+        self.by_label = _Groups(b.labels)
+        self.by_free_label = _Groups(np.where(b.pairs < 0, b.labels, -1))
+
+    def rows(self, pair: int, label: int) -> np.ndarray:
+        """Sorted gallery rows relevant to a query with these keys (-1 = none)."""
+        if pair < 0:
+            return self.by_label.rows(label)
+        return np.sort(np.concatenate([self.by_pair.rows(pair), self.by_free_label.rows(label)]))
+
+
+def relevant_counts(q: RowKeys, b: RowKeys) -> np.ndarray:
+    """m (nq,) int64: relevant gallery rows per query, from the keys alone (no scores)."""
+    def counts(codes):  # count of each code >= 0, looked up by code
+        return np.bincount(codes[codes >= 0], minlength=int(max(q.labels.max(initial=0), q.pairs.max(initial=0))) + 1)
+
+    by_pair = counts(b.pairs)
+    by_label = counts(b.labels)
+    by_label_free = counts(np.where(b.pairs < 0, b.labels, -1))
+    lq, pq = np.maximum(q.labels, 0), np.maximum(q.pairs, 0)
+    labelled = q.labels >= 0
+    paired = np.where(q.pairs >= 0, by_pair[pq] + np.where(labelled, by_label_free[lq], 0), 0)
+    free = np.where((q.pairs < 0) & labelled, by_label[lq], 0)
+    return (paired + free).astype(np.int64)
+
+
 def check_label_spaces(tables: Mapping[str, EmbeddingTable]) -> None:
     """Labels are compared across modalities, so tables that name their classes must agree."""
     named = {m: t.class_names for m, t in tables.items() if t.class_names is not None}

@@ -1,23 +1,30 @@
 """Fused retrieval scan: one sgemm per (query block x gallery tile) feeds both the running top-k and
 the full-ranking counts that R@k, MRR and mAP need (CPU, numpy BLAS).
 
-Each query's relevant scores t_1 <= ... <= t_m are computed first, from the keys alone (`Relevant`
-finds a query's relevant gallery rows; queries with the same keys share one small sgemm). Then
-the whole gallery streams past in contiguous tiles; in each tile the block's relevant (query,
-row) entries are masked (their score was taken above, once), and every other score adds, for
-every t_j, to the number of irrelevant items scoring >= t_j:
+The gallery is scanned in key order (rows sorted by label, then pair code; queries likewise), so
+that the rows relevant to a block of queries (`Relevant`) fall into a few tiles. Those tiles are
+scored first and each query's relevant scores t_1 <= ... <= t_m are read from them; the tiles are
+kept (HOLD_TILES; any others are scored again by the identical call) and the whole gallery then
+streams past. In each tile the block's relevant entries are masked (taken above, once), and every
+other score adds, for every t_j, to the number of irrelevant items scoring >= t_j:
 
 - m <= COMPARE_MAX: m vectorized comparisons per tile (`np.count_nonzero(S >= t_j)`);
 - larger m: each row of the tile is sorted once (float32, SIMD sort) and the sorted thresholds are
   located in it by binary search: #irrelevant >= t_j = w - #(scores < t_j), O(w log w + m log w);
   the gallery tile is made at least TILE_PER_RELEVANT * m wide so the searches stay cheap.
 
+Exact ties: relevant and irrelevant scores come from the same BLAS calls, all of one shape per
+query block (`_Tiles`: equal widths, the last tile shifted rather than narrowed; tiny calls padded,
+`MIN_CALL_ROWS` x `MIN_CALL_COLS`), so two identical gallery rows get bit-identical scores
+and a relevant item tied with an irrelevant one is ranked after it (the pessimistic rule).
+
 The running top-k keeps every item scoring >= the current k-th score and re-sorts the union by
 (score desc, index asc): ties at the cut-off keep the lowest gallery index, as `knn` documents.
 
 Query blocks run side by side on one thread per BLAS thread, each with a one-thread BLAS, so the
-counting overlaps the sgemm. Memory: `score_budget` scores per thread (about 20 bytes of work space
-each), plus (nq, k) results and (block, m) relevant scores; it does not grow with nq x nb.
+counting overlaps the sgemm. Memory: a copy of the gallery in key order (unless it is in that order
+already), `(1 + HOLD_TILES) * score_budget` scores per thread (about 28 bytes of work space each),
+plus (nq, k) results and (block, m) relevant scores; it does not grow with nq x nb.
 """
 # ruff: noqa: E741  (I is FAISS's name for neighbour ids: D, I = search(...))
 
@@ -29,28 +36,40 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
-from embridge.evaluation.relevance import RowKeys
+from embridge.evaluation import counting
+from embridge.evaluation.relevance import Relevant, RowKeys, relevant_counts
 
-COMPARE_MAX = 4  # up to this many relevant items per query, count by comparisons instead of sorting
+__all__ = ["TopK", "Relevant", "count_at_or_above", "fused_scan", "relevant_counts"]
+
+COMPARE_MAX = 4  # up to this many relevant items per query, count by comparisons (else the kernel or sorting)
+USE_NUMBA = counting.HAVE_NUMBA  # larger counts: the compiled kernel (`counting`), else numpy's row sorts
 TILE_PER_RELEVANT = 8  # gallery tile >= this many times the largest relevant count (sort path)
 MIN_GALLERY_TILE = 4096  # smallest gallery tile the scan uses when the budget allows it
 MIN_QUERY_BLOCK = 64  # smallest query block made to give every worker several blocks
 SORT_QUERY_BLOCK = 512  # at most this many queries per block when tile rows are sorted (sgemm stays efficient)
 BLOCKS_PER_WORKER = 4  # query blocks per worker thread, at least, when the queries allow it
+HOLD_TILES = 2  # score tiles holding relevant items kept per block for the stream (more are scored again)
+MIN_CALL_ROWS = 32  # BLAS calls smaller than this many queries ...
+MIN_CALL_COLS = 256  # ... or gallery rows are zero-padded (small-matrix kernels round by position)
 
 
-def _count(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """`count_at_or_above`, plus the row-sorted scores when the sort path made them (else None)."""
+def _count(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None):
+    """`count_at_or_above`, plus the row-sorted scores when the numpy sort path made them (else None)
+    and the row maxima when the compiled kernel found them (else None)."""
     t, mm = T.shape
     if mm <= COMPARE_MAX:
-        return np.stack([np.count_nonzero(S_irr >= T[:, j : j + 1], axis=1) for j in range(mm)], axis=1), None
+        return np.stack([np.count_nonzero(S_irr >= T[:, j : j + 1], axis=1) for j in range(mm)], axis=1), None, None
+    if USE_NUMBA:
+        out = np.zeros((t, mm), dtype=np.int64)
+        mi = np.full(t, mm, dtype=np.int64) if m is None else m
+        return out, None, counting.count_rows(S_irr, T, mi, out)
     w = S_irr.shape[1]
     S_sorted = np.sort(S_irr, axis=1)  # (t, w) ascending
     out = np.zeros((t, mm), dtype=np.int64)
     for i in range(t):  # sorted needles into a sorted row: #(< t_j) by binary search, O(m log w)
         mi = mm if m is None else int(m[i])
         out[i, :mi] = w - np.searchsorted(S_sorted[i], T[i, :mi], side="left")
-    return out, S_sorted
+    return out, S_sorted, None
 
 
 def count_at_or_above(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None = None) -> np.ndarray:
@@ -68,23 +87,27 @@ class TopK:
         self.D = np.full((nq, k), -np.inf, dtype=np.float32)
         self.I = np.full((nq, k), -1, dtype=np.int64)
 
-    def update(self, rows: np.ndarray, S: np.ndarray, cols: np.ndarray, S_sorted: np.ndarray | None = None) -> None:
+    def update(self, rows: np.ndarray, S: np.ndarray, cols: np.ndarray, S_sorted: np.ndarray | None = None,
+               row_max: np.ndarray | None = None) -> None:
         """Merge a score block S (t, w) of query rows `rows` (t,) and gallery indices `cols` (w,), or
         (t, w) per row (entries scoring -inf are left out).
-        S_sorted: S with each row sorted ascending, when the caller has it: then only the rows whose
-        best score can enter are looked at (after the first tiles, a few rows of each block)."""
+        S_sorted: S with each row sorted ascending, or row_max (t,) its row maxima, when the caller has
+        them: then only the rows whose best score can enter are looked at (after the first tiles, a
+        few rows of each block)."""
         k, w = self.k, S.shape[1]
         thr = self.D[rows, -1]  # current k-th score (-inf while a row holds fewer than k items)
-        if S_sorted is not None:
-            if w >= k:
-                thr = np.maximum(thr, S_sorted[:, w - k])
-            sel = np.flatnonzero(S_sorted[:, -1] >= thr)
+        if S_sorted is not None or row_max is not None:
+            if S_sorted is not None:
+                row_max = S_sorted[:, -1]
+                if w >= k:
+                    thr = np.maximum(thr, S_sorted[:, w - k])
+            sel = np.flatnonzero(row_max >= thr)
             if len(sel) == 0:
                 return
             if len(sel) < len(rows):
                 rows, S, thr = rows[sel], S[sel], thr[sel]
                 cols = cols[sel] if cols.ndim == 2 else cols
-        elif w >= k and np.isneginf(thr).any():
+        if S_sorted is None and w >= k and np.isneginf(thr).any():
             thr = np.maximum(thr, np.partition(S, w - k, axis=1)[:, w - k])
         t = S.shape[0]
         flat = np.flatnonzero(S >= thr[:, None])  # every item that may enter, ties at the cut-off included
@@ -101,52 +124,6 @@ class TopK:
         take = order[(start[:, None] + np.arange(k)).ravel()]
         self.D[rows] = v_all[take].reshape(t, k)
         self.I[rows] = i_all[take].reshape(t, k)
-
-
-class _Groups:
-    """Rows grouped by an integer code (codes < 0 left out): `rows(c)`, sorted, in O(log n)."""
-
-    def __init__(self, codes: np.ndarray):
-        keep = np.flatnonzero(codes >= 0)
-        self.order = keep[np.argsort(codes[keep], kind="stable")]
-        self.codes = codes[self.order]
-
-    def rows(self, code: int) -> np.ndarray:
-        if code < 0:
-            return self.order[:0]
-        lo, hi = np.searchsorted(self.codes, [code, code + 1])
-        return self.order[lo:hi]
-
-
-class Relevant:
-    """The gallery rows relevant to a query, by the rule of `relevance`, from an index of the
-    gallery keys built once: rows by pair code, by label, and by label among the unpaired rows."""
-
-    def __init__(self, b: RowKeys):
-        self.by_pair = _Groups(b.pairs)
-        self.by_label = _Groups(b.labels)
-        self.by_free_label = _Groups(np.where(b.pairs < 0, b.labels, -1))
-
-    def rows(self, pair: int, label: int) -> np.ndarray:
-        """Sorted gallery rows relevant to a query with these keys (-1 = none)."""
-        if pair < 0:
-            return self.by_label.rows(label)
-        return np.sort(np.concatenate([self.by_pair.rows(pair), self.by_free_label.rows(label)]))
-
-
-def relevant_counts(q: RowKeys, b: RowKeys) -> np.ndarray:
-    """m (nq,) int64: relevant gallery rows per query, from the keys alone (no scores)."""
-    def counts(codes):  # count of each code >= 0, looked up by code
-        return np.bincount(codes[codes >= 0], minlength=int(max(q.labels.max(initial=0), q.pairs.max(initial=0))) + 1)
-
-    by_pair = counts(b.pairs)
-    by_label = counts(b.labels)
-    by_label_free = counts(np.where(b.pairs < 0, b.labels, -1))
-    lq, pq = np.maximum(q.labels, 0), np.maximum(q.pairs, 0)
-    labelled = q.labels >= 0
-    paired = np.where(q.pairs >= 0, by_pair[pq] + np.where(labelled, by_label_free[lq], 0), 0)
-    free = np.where((q.pairs < 0) & labelled, by_label[lq], 0)
-    return (paired + free).astype(np.int64)
 
 
 def _block_ap(T: np.ndarray, m: np.ndarray, irr_ge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,12 +143,43 @@ def _block_ap(T: np.ndarray, m: np.ndarray, irr_ge: np.ndarray) -> tuple[np.ndar
     return ap, first
 
 
+def _aligned(n: int) -> np.ndarray:
+    """An empty float32 (n,) whose data starts on a 64-byte boundary: OpenBLAS rounds a score
+    differently depending on where its output starts, so every score block is written aligned."""
+    buf = np.empty(n + 16, dtype=np.float32)
+    off = (-buf.ctypes.data % 64) // 4
+    return buf[off : off + n]
+
+
+class _Tiles:
+    """The gallery tiles of one query block: `n` BLAS calls of one shape (t, w); tile i scores the
+    gallery positions [start(i), start(i) + w) and owns [i * w, min((i + 1) * w, nb)). The last
+    tile is shifted left to end at nb (re-scoring fewer than n columns of its neighbour) rather
+    than made narrower, so every score of a query comes from calls of the same shape."""
+
+    def __init__(self, nb: int, width: int):
+        self.nb = nb
+        self.n = -(-nb // max(1, min(width, nb)))
+        self.w = -(-nb // self.n)  # balanced widths: n * w - nb < n columns are scored twice
+
+    def start(self, i: int) -> int:
+        return min(i * self.w, self.nb - self.w)
+
+    def owned(self, i: int) -> tuple[int, int, int]:
+        """(first owned column within the call, first and one-past-last owned gallery position)."""
+        lo, hi = i * self.w, min((i + 1) * self.w, self.nb)
+        return lo - self.start(i), lo, hi
+
+
 class _Scan:
     """Shared state of one fused scan; `block` runs one query block start to end (any thread: blocks
-    write disjoint rows of the results)."""
+    write disjoint rows of the results). The gallery is scanned in the order `perm` (rows grouped by
+    their keys, so that a block's relevant rows fall into few tiles); xb_p = xb[perm]."""
 
-    def __init__(self, xq, xb, q: RowKeys, b: RowKeys, k: int, score_budget: int, tile: int, tb0: int):
-        self.xq, self.xb, self.q = xq, xb, q
+    def __init__(self, xq, xb_p, perm, q: RowKeys, b: RowKeys, k: int, score_budget: int, tile: int, tb0: int):
+        self.xq, self.xb, self.perm, self.q = xq, xb_p, perm, q
+        self.pos = np.empty_like(perm)  # gallery row -> its position in the scan order
+        self.pos[perm] = np.arange(len(perm))
         self.relevant = Relevant(b)
         self.budget, self.tile, self.tb0 = score_budget, tile, tb0
         nq = xq.shape[0]
@@ -183,52 +191,74 @@ class _Scan:
     def buffer(self, size: int) -> np.ndarray:
         buf = getattr(self.local, "buf", None)
         if buf is None or buf.size < size:
-            buf = self.local.buf = np.empty(max(size, self.budget), dtype=np.float32)
+            buf = self.local.buf = _aligned(max(size, self.budget))
         return buf[:size]
 
-    def relevant_scores(self, rows: np.ndarray, xq_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Relevant scores of the queries `rows` (sorted by keys; xq_t their vectors): S (t, mm) float32
-        and their gallery rows C (t, mm) int64, row i holding its m_i entries first (then -inf / -1)."""
+    def relevant_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Gallery rows C (t, mm) int64 relevant to the queries `rows` (sorted by keys), row i holding
+        its m_i rows first (then -1); queries with the same keys share one look-up."""
         pairs, labels = self.q.pairs[rows], self.q.labels[rows]
         new = np.ones(len(rows), dtype=bool)
         new[1:] = (pairs[1:] != pairs[:-1]) | (labels[1:] != labels[:-1])
         starts = np.flatnonzero(new)
         ends = np.append(starts[1:], len(rows))
         groups = [(s, e, self.relevant.rows(pairs[s], labels[s])) for s, e in zip(starts, ends, strict=True)]
-        mm = max((len(cols) for *_, cols in groups), default=0)
-        S = np.full((len(rows), mm), -np.inf, dtype=np.float32)
-        C = np.full((len(rows), mm), -1, dtype=np.int64)
-        for s, e, cols in groups:  # queries with the same keys share their relevant rows: one sgemm
-            for c0 in range(0, len(cols), self.tb0):  # gathered in tiles: bounded memory for big classes
-                part = cols[c0 : c0 + self.tb0]
-                S[s:e, c0 : c0 + len(part)] = xq_t[s:e] @ self.xb[part].T
+        C = np.full((len(rows), max((len(c) for *_, c in groups), default=0)), -1, dtype=np.int64)
+        for s, e, cols in groups:
             C[s:e, : len(cols)] = cols
-        return S, C
+        return C
+
+    def scores(self, xq_t: np.ndarray, tiles: _Tiles, i: int, out: np.ndarray | None) -> np.ndarray:
+        """S (t, w) = xq_t @ (tile i of the gallery).T by one BLAS call of the block's shape; calls
+        below (MIN_CALL_ROWS, MIN_CALL_COLS) are zero-padded to it (small-matrix kernels round by
+        position and alignment; the packed kernels above do not)."""
+        t, (s0, w) = len(xq_t), (tiles.start(i), tiles.w)
+        xb = self.xb[s0 : s0 + w]
+        if t >= MIN_CALL_ROWS and w >= MIN_CALL_COLS:
+            return np.matmul(xq_t, xb.T, out=_aligned(t * w).reshape(t, w) if out is None else out)
+        A = np.zeros((max(t, MIN_CALL_ROWS), xq_t.shape[1]), dtype=np.float32)
+        B = np.zeros((max(w, MIN_CALL_COLS), xb.shape[1]), dtype=np.float32)
+        A[:t], B[:w] = xq_t, xb
+        return np.matmul(A, B.T, out=_aligned(len(A) * len(B)).reshape(len(A), len(B)))[:t, :w]
 
     def block(self, rows: np.ndarray) -> None:
-        xb, nb, t = self.xb, self.xb.shape[0], len(rows)
-        tb = min(nb, self.tile, max(self.tb0, self.budget // t))
+        nb, t = self.xb.shape[0], len(rows)
+        tiles = _Tiles(nb, min(nb, self.tile, max(self.tb0, self.budget // t)))
         xq_t = self.xq[rows]  # (t, d)
-        S_rel, C = self.relevant_scores(rows, xq_t)
-        self.top.update(rows, S_rel, C)
+        C = self.relevant_rows(rows)
         valid = C >= 0
         m = valid.sum(axis=1)
+        qi, ci = np.nonzero(valid)
+        at = self.pos[C[qi, ci]]  # scan positions of the block's relevant (query, row) entries
+        by_pos = np.argsort(at, kind="stable")
+        qi, ci, at = qi[by_pos], ci[by_pos], at[by_pos]
+        # relevant scores read from the very tile calls that score every other item (bit-identical
+        # arithmetic, so exact ties stay ties); the few tiles holding them are kept for the stream below
+        S_rel = np.full(C.shape, -np.inf, dtype=np.float32)
+        held: dict[int, np.ndarray] = {}
+        tile_of = at // tiles.w
+        for i in np.unique(tile_of):
+            S = self.scores(xq_t, tiles, int(i), None)
+            j = np.flatnonzero(tile_of == i)
+            S_rel[qi[j], ci[j]] = S[qi[j], at[j] - tiles.start(int(i))]
+            if len(held) < HOLD_TILES:
+                held[int(i)] = S
+        self.top.update(rows, S_rel, C)
         T = np.sort(np.where(valid, S_rel, np.float32(np.inf)), axis=1)  # thresholds, ascending, +inf padded
         if T.shape[1] == 0:
             T = np.full((t, 1), np.inf, dtype=np.float32)
         irr_ge = np.zeros(T.shape, dtype=np.int64)
-        qi, gi = np.nonzero(valid)
-        gi = C[qi, gi]
-        by_row = np.argsort(gi, kind="stable")
-        qi, gi = qi[by_row], gi[by_row]  # the block's relevant (query, gallery row) entries, by gallery row
-        for b0 in range(0, nb, tb):
-            b1 = min(b0 + tb, nb)
-            S = np.matmul(xq_t, xb[b0:b1].T, out=self.buffer(t * (b1 - b0)).reshape(t, b1 - b0))
-            lo, hi = np.searchsorted(gi, [b0, b1])
-            S[qi[lo:hi], gi[lo:hi] - b0] = -np.inf  # relevant entries: scored above, not counted here
-            counts, S_sorted = _count(S, T, m)
+        for i in range(tiles.n):
+            S = held.pop(i, None)
+            if S is None:
+                S = self.scores(xq_t, tiles, i, self.buffer(t * tiles.w).reshape(t, tiles.w))
+            off, b0, b1 = tiles.owned(i)
+            S = S[:, off:]  # the columns this tile owns: gallery positions [b0, b1)
+            lo, hi = np.searchsorted(at, [b0, b1])
+            S[qi[lo:hi], at[lo:hi] - b0] = -np.inf  # relevant entries: scored above, not counted here
+            counts, S_sorted, row_max = _count(S, T, m)
             irr_ge += counts
-            self.top.update(rows, S, np.arange(b0, b1), S_sorted)
+            self.top.update(rows, S, self.perm[b0:b1], S_sorted, row_max)
         self.ap[rows], self.first[rows] = _block_ap(T, m, irr_ge)
         self.m[rows] = m
 
@@ -272,7 +302,9 @@ def fused_scan(
     k = min(k, nb)
     m_max = int(relevant_counts(q, b).max(initial=0))
     wide = TILE_PER_RELEVANT * m_max if m_max > COMPARE_MAX else 0
-    order = np.lexsort((q.pairs, q.labels, q.pairs >= 0))  # queries with the same keys side by side
+    order = np.lexsort((q.pairs, q.labels))  # queries with the same keys side by side
+    perm = np.lexsort((b.pairs, b.labels))  # the gallery in the same key order: relevant rows of a block close
+    xb_p = xb if (perm == np.arange(nb)).all() else xb[perm]
     with _blas_workers(workers) as n:
         # at least BLOCKS_PER_WORKER blocks per worker where the queries allow it, so none idles at the end
         query_tile = min(query_tile, max(MIN_QUERY_BLOCK, -(-nq // (BLOCKS_PER_WORKER * n))))
@@ -280,7 +312,7 @@ def fused_scan(
             query_tile = min(query_tile, SORT_QUERY_BLOCK)
         tb0 = min(nb, tile, max(MIN_GALLERY_TILE, score_budget // min(query_tile, nq), wide))
         tq = max(1, min(query_tile, nq, score_budget // tb0, score_budget // max(m_max, 1)))
-        scan = _Scan(xq, xb, q, b, k, score_budget, tile, tb0)
+        scan = _Scan(xq, xb_p, perm, q, b, k, score_budget, tile, tb0)
         blocks = (order[i : i + tq] for i in range(0, nq, tq))
         if n == 1:
             for rows in blocks:

@@ -22,10 +22,16 @@ class MultiPositiveInfoNCE(nn.Module):
     def forward(self, Z: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = Z @ Y.T / self.tau  # (B, C)
         has = pos.any(dim=1)
-        logp = F.log_softmax(logits[has], dim=1)
-        target = pos[has].float()
-        target = target / target.sum(dim=1, keepdim=True)
-        loss = -(target * logp).sum(dim=1).mean() if has.any() else logits.sum() * 0.0
+        n_has = int(has.sum())
+        if n_has == 0:
+            loss = logits.sum() * 0.0
+        else:
+            if n_has < len(has):  # rows without a positive left out (no copy when every row has one)
+                logits, pos = logits[has], pos[has]
+            logp = F.log_softmax(logits, dim=1)
+            target = pos.float()
+            target = target / target.sum(dim=1, keepdim=True)
+            loss = -(target * logp).sum(dim=1).mean()
         return {"loss": loss, "infonce": loss.detach()}
 
 

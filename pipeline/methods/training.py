@@ -35,8 +35,11 @@ def tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=device)
 
 
-def relevance_t(pid_q, lab_q, pid_g, lab_g) -> torch.Tensor:
-    """Torch version of embridge.pairing.relevance: (nq,), (nq,), (ng,), (ng,) -> (nq, ng) bool."""
+def relevance_t(pid_q, lab_q, pid_g, lab_g, all_paired: bool = False) -> torch.Tensor:
+    """Torch version of embridge.pairing.relevance: (nq,), (nq,), (ng,), (ng,) -> (nq, ng) bool.
+    all_paired: the caller knows every row on both sides has a pair id (then one comparison)."""
+    if all_paired:
+        return pid_q[:, None] == pid_g[None, :]
     both = (pid_q[:, None] >= 0) & (pid_g[None, :] >= 0)
     same_label = (lab_q[:, None] >= 0) & (lab_q[:, None] == lab_g[None, :])
     return torch.where(both, pid_q[:, None] == pid_g[None, :], same_label)
@@ -70,6 +73,10 @@ class ContrastiveData:
                    lt(pid_s[P.src]), lt(src.labels[P.src]), lt(pid_t[P.tgt_rows]), lt(tgt.labels[P.tgt_rows]),
                    lt(partner))
 
+    def __post_init__(self) -> None:
+        # every row on both sides paired: the positives mask is one comparison of pair ids
+        self.all_paired = bool((self.pid_x >= 0).all() and (self.pid_y >= 0).all())
+
     def __len__(self) -> int:
         return self.X.shape[0]
 
@@ -88,7 +95,7 @@ class ContrastiveData:
         else:
             part = self.partner[ix]
             iy = torch.cat([torch.randperm(q, generator=gen, device=dev)[:batch_size], part[part >= 0]]).unique()
-        pos = relevance_t(self.pid_x[ix], self.lab_x[ix], self.pid_y[iy], self.lab_y[iy])
+        pos = relevance_t(self.pid_x[ix], self.lab_x[ix], self.pid_y[iy], self.lab_y[iy], self.all_paired)
         return ix, iy, pos
 
 

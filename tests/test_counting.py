@@ -1,0 +1,49 @@
+"""The compiled counting kernel against brute force: exact counts and row maxima, with ties,
+near-equal thresholds (grid rounding), -inf entries, rows without thresholds, strided input."""
+
+import numpy as np
+import pytest
+from embridge.evaluation import counting
+
+pytestmark = pytest.mark.skipif(not counting.HAVE_NUMBA, reason="numba not installed")
+
+
+def brute(S, T, m):
+    out = np.zeros(T.shape, dtype=np.int64)
+    for i in range(len(S)):
+        out[i, : m[i]] = (S[i][None, :] >= T[i, : m[i], None]).sum(axis=1)
+    return out
+
+
+@pytest.mark.parametrize("case", ["continuous", "ties", "near", "tiny_range"])
+def test_count_rows_equals_bruteforce(case):
+    rng = np.random.default_rng(["continuous", "ties", "near", "tiny_range"].index(case))
+    t, w, mm = 40, 700, 25
+    if case == "ties":  # small integers: many scores equal to thresholds
+        S = rng.integers(-4, 5, (t, w + 3)).astype(np.float32)
+        T = rng.integers(-4, 5, (t, mm)).astype(np.float32)
+    else:
+        S = rng.standard_normal((t, w + 3)).astype(np.float32)
+        T = rng.standard_normal((t, mm)).astype(np.float32)
+    if case == "near":  # thresholds 1 ulp apart, scores equal to them and to their neighbours
+        base = rng.standard_normal((t, 1)).astype(np.float32)
+        T = np.nextafter(base, np.float32(np.inf)) * np.ones((1, mm), np.float32)
+        T[:, ::2] = base
+        S[:, :50] = np.repeat(T[:, :1], 50, axis=1)
+        S[:, 50:100] = np.nextafter(T[:, :1], np.float32(-np.inf))
+    if case == "tiny_range":  # thresholds spanning a few ulps of a large value
+        T = (np.float32(0.9) + np.arange(mm, dtype=np.float32)[None, :] * np.float32(6e-8)).repeat(t, 0)
+        S[:, :200] = np.float32(0.9) + rng.integers(-3, mm + 3, (t, 200)).astype(np.float32) * np.float32(6e-8)
+    T = np.sort(T, axis=1)
+    m = rng.integers(0, mm + 1, t)
+    m[:3] = (0, 1, mm)
+    T[np.arange(mm)[None, :] >= m[:, None]] = np.inf
+    S[rng.random(S.shape) < 0.05] = -np.inf
+    S = S[:, 3:]  # strided rows
+    out = np.zeros((t, mm), dtype=np.int64)
+    row_max = counting.count_rows(S, T, m, out)
+    np.testing.assert_array_equal(out, brute(S, T, m))
+    np.testing.assert_array_equal(row_max, S.max(axis=1))
+    out2 = out.copy()
+    counting.count_rows(S, T, m, out2)  # adds to what is there
+    np.testing.assert_array_equal(out2, 2 * out)
