@@ -25,7 +25,7 @@ def user_repo(tmp_path, overrides) -> Path:  # noqa: F821
     data = build(tmp_path / "src")
     for name in ("images", "folder", "fsdd"):
         shutil.copytree(tmp_path / "src" / name, repo / "userdata" / name)
-    for name in ("images.csv", "audio.csv", "texts.csv"):
+    for name in ("images.csv", "audio.csv", "texts.csv", "texts_plain.csv"):
         shutil.copy(tmp_path / "src" / name, repo / "userdata" / name)
     git("add", "userdata", cwd=repo)
     git("commit", "-q", "-m", "user data", cwd=repo)
@@ -62,8 +62,8 @@ def test_repro_on_user_files_with_a_local_tiny_clip_and_passthrough(tmp_path):
 
 
 def test_repro_on_user_files_with_the_builtin_encoders(tmp_path):
-    overrides = {"extract": {"class_names": CLASS_NAMES, "datasets": {
-        "image": {"path": "userdata/folder"}, "audio": {"path": "userdata/fsdd"}, "text": {"path": "userdata/texts.csv"}}}}
+    overrides = {"extract": {"class_names": CLASS_NAMES, "val_fraction": 0.25, "datasets": {
+        "image": {"path": "userdata/folder"}, "audio": {"path": "userdata/fsdd"}, "text": {"path": "userdata/texts_plain.csv"}}}}
     repo, data = user_repo(tmp_path, overrides)
     dvc("repro", cwd=repo)
     expect = {"image": ("efficientnet-lite0", 30), "audio": ("whisper-tiny.en", 30), "text": ("all-minilm-l6-v2", 30)}

@@ -48,9 +48,13 @@ def build(root: Path) -> dict[str, Path]:
         name = f"{y}_{v.replace('+', '-')}_{i}.wav"
         sf.write(root / "fsdd" / name, np.asarray(wave[i], dtype=np.int16), 16_000, subtype="PCM_16")
         arows.append({"path": f"fsdd/{name}", "label": CLASS_NAMES[y], "split": "test" if "klatt" in v else "train"})
-    trows = [{"id": i, "text": t, "label": CLASS_NAMES[y], "split": s} for i, t, y, s in zip(
+    # texts.csv: text j pairs with image j of images.csv (a pair id that matches no other modality is an
+    # error); texts_plain.csv: the same rows without pair ids, beside tables that have none
+    plain = [{"id": i, "text": t, "label": CLASS_NAMES[y], "split": s} for i, t, y, s in zip(
         text.column("id").to_pylist(), text.column("text").to_pylist(), text.column("label").to_pylist(),
         text.column("split").to_pylist(), strict=True)]
+    trows = [{**r, "pair_id": f"p{j}"} for j, r in enumerate(plain)]
+    write_csv(root / "texts_plain.csv", plain)
     return {"raw": raw, "images_csv": write_csv(root / "images.csv", rows), "folder": root / "folder",
             "fsdd": root / "fsdd", "audio_csv": write_csv(root / "audio.csv", arows),
             "texts_csv": write_csv(root / "texts.csv", trows), "pixels": pixels}

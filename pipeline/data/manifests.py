@@ -171,9 +171,10 @@ def _fsdd(root: Path, files: list[Path], split_cfg: SplitConfig, class_names: li
         if not 0 <= y < len(names):
             raise InputError(f"{p}: label {y} outside 0..{len(names) - 1}")
     rng = np.random.default_rng([split_cfg.seed, 2])
-    test = split_groups([s for _, _, s in parsed], split_cfg.test_fraction, rng, f"{root}: speakers")
+    by_speaker = split_groups([s for _, _, s in parsed], split_cfg.test_fraction, rng, f"{root}: speakers",
+                              val_fraction=split_cfg.val_fraction)  # {speaker: train | val | test}
     paths = [p for p, _, _ in parsed]
     return Dataset(source=str(root), ids=[p.stem for p in paths],
-                   split=["test" if s in test else "train" for _, _, s in parsed],
+                   split=[by_speaker[s] for _, _, s in parsed],
                    label=[y for _, y, _ in parsed], pair_id=[None] * len(paths), class_names=names,
                    paths=paths, fingerprint=_listing_fingerprint(root, paths), rows=list(range(len(paths))), kind="audio")
