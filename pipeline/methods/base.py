@@ -247,7 +247,7 @@ class BridgeMethod:
 
 def is_map_file(name: str) -> bool:
     """The names `save` writes into a map folder."""
-    return name in (CONFIG, STATE)
+    return name in (CONFIG, STATE, "selection.json")  # selection.json: what `embridge fit` chose on val
 
 
 def check_state(state: dict[str, np.ndarray], shapes: dict, state_path: Path, cfg_path: Path) -> None:
