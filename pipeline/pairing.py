@@ -175,14 +175,20 @@ class LabelBudget:
 
 
 def _class_order(table: EmbeddingTable, seed: int) -> np.ndarray:
-    """Rank of every row within its class in a seeded random order (rows with label -1: one class).
-    Depends only on the seed, the modality and the table, so budgets at growing caps are nested."""
+    """Rank of every row within its class (rows with label -1: one class): rows with a pair_id first,
+    in an order of their pair_ids that every modality shares (so a cap keeps instance partners
+    together), then the others in a seeded random order. Depends only on the seed, the modality and
+    the table, so budgets at growing caps are nested."""
     rng = np.random.default_rng([seed, zlib.crc32(table.modality.encode()), 104729])
     labels = table.labels
+    pid_key = np.array([-1 if p is None else zlib.crc32(f"{seed}:{p}".encode()) for p in table.pair_ids], dtype=np.int64)
     rank = np.empty(len(labels), dtype=np.int64)
     for c in np.unique(labels):
         rows = np.flatnonzero(labels == c)
-        rank[rows[rng.permutation(len(rows))]] = np.arange(len(rows))
+        shuffled = rows[rng.permutation(len(rows))]
+        has = pid_key[shuffled] >= 0
+        ordered = np.concatenate([shuffled[has][np.argsort(pid_key[shuffled[has]], kind="stable")], shuffled[~has]])
+        rank[ordered] = np.arange(len(rows))
     return rank
 
 

@@ -23,30 +23,39 @@ def candidates(grid: dict[str, list] | None) -> list[dict]:
     return [dict(zip(keys, values, strict=True)) for values in product(*(grid[k] for k in keys))]
 
 
+def unpaired(modalities, train_pairs) -> list[tuple[str, str]]:
+    """The ordered modality pairs a val score averages over: those no fit saw a pair of, or every
+    ordered pair when all of them are paired (e.g. image and text alone)."""
+    every = list(permutations(sorted(modalities), 2))
+    return [(a, b) for a, b in every if not is_paired(a, b, train_pairs)] or every
+
+
 def val_score(method, tables: dict[str, EmbeddingTable], train_pairs, metric: str = "R@1", kmax: int = 10,
               split: str = "val") -> float:
-    """Mean of `metric` over the unpaired ordered modality pairs, on `split` rows (queries and gallery).
-    Raises InputError when a modality has no rows in the split."""
+    """Mean of `metric` over the unpaired ordered modality pairs (all pairs when every one is paired),
+    on `split` rows (queries and gallery).
+    Raises InputError when a modality of an unpaired pair has no rows in the split."""
     from embridge.evaluation.metrics import retrieval_metrics
     from embridge.evaluation.relevance import row_keys
 
+    directions = unpaired(tables, train_pairs)
+    if not directions:
+        raise ConfigError(f"tune: one modality ({sorted(tables)}); a val score needs two")
     rows = {}
-    for m, t in tables.items():
-        v = t.select_split(split)
+    for m in sorted({m for d in directions for m in d}):
+        v = tables[m].select_split(split)
         if len(v) == 0:
             raise InputError(f"tune: modality {m!r} has no rows in split {split!r}; a grid (tune.<method>) is chosen on "
                              f"val rows (prepare.val_fraction, import/synth --val-fraction)")
         rows[m] = (v, method.transform(v.X, m))
     scores = []
-    for a, b in permutations(sorted(tables), 2):
-        if is_paired(a, b, train_pairs):
-            continue
+    for a, b in directions:
         qk, bk = row_keys(rows[a][0], rows[b][0])
         r = retrieval_metrics(rows[a][1], rows[b][1], qk, bk, kmax=max(kmax, _k(metric)), where=f"val {a}->{b}")
         if r.get(metric) is not None:
             scores.append(r[metric])
     if not scores:
-        raise ConfigError(f"tune: no unpaired modality pair with a {metric} score on {split}; every pair is in pairs.train")
+        raise ConfigError(f"tune: no modality pair with a {metric} score on {split}")
     return float(np.mean(scores))
 
 
@@ -70,18 +79,25 @@ def fit_selected(name: str, params, runs: dict, anchor: str, train_pairs, metric
     keywords that win over params.yaml (device, pairs_per_class). Returns ({seed: fitted method},
     selection {"split", "candidates", "chosen", "val_score", "scores"})."""
     from embridge.methods import get_method, method_params
+    from embridge.pairing import choose_budget
 
     cands = candidates(params.tune.get(name))
-    has_val = all((t.split == "val").any() for tables, _ in runs.values() for t in tables.values())
+    has_val = all((tables[m].split == "val").any() for tables, _ in runs.values()
+                  for m in {m for d in unpaired(tables, train_pairs) for m in d})
     if len(cands) > 1 and not has_val:
         raise InputError(f"tune.{name}: {len(cands)} candidates, but the tables have no 'val' rows to choose on "
                          f"(prepare.val_fraction, import/synth --val-fraction)")
-    best, best_score, all_scores = None, None, []
+    best, best_score, all_scores, own = None, None, [], {}
     for i, cand in enumerate(cands):
         block = {**(params.fit.get(name) or {}), **cand}
         ests, scores = {}, []
         for s, (tables, budget) in runs.items():
             kw = method_params(params, name, block=block, where=f"{params.path}: tune.{name}", **{**overrides, "seed": s})
+            if budget is None:  # no pairs stage: one budget per seed, the same for every candidate
+                n = overrides.get("pairs_per_class")
+                n = kw.get("pairs_per_class", params.pairs.pairs_per_class if n is None else n)
+                budget = own.setdefault(s, choose_budget({m: t.select_split("train") for m, t in tables.items()},
+                                                         train_pairs, n, s, params.pairs.cap_instances))
             ests[s] = get_method(name, **kw).fit(tables, anchor, train_pairs, budget=budget)
             if has_val:
                 scores.append(val_score(ests[s], tables, train_pairs, metric))

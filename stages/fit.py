@@ -37,11 +37,10 @@ def cli(method, tables_dir, anchor, pairs, params_file, budget_path, pairs_per_c
     import json
     import time
     import warnings
-    from pathlib import Path
 
     from embridge.config.modalities import default_pairs, parse_pairs
     from embridge.errors import ConfigError, InputError
-    from embridge.files import atomic_write_bytes, check_no_input_inside, check_output_dir
+    from embridge.files import atomic_dir, check_no_input_inside, check_output_dir
     from embridge.methods import METHODS
     from embridge.methods.base import is_map_file
     from embridge.runs import budgets, seed_entries, seed_name
@@ -62,11 +61,9 @@ def cli(method, tables_dir, anchor, pairs, params_file, budget_path, pairs_per_c
         if missing:
             raise InputError(f"{budget_path}: no label budget for seed(s) {missing} of {tables_dir}")
         runs = {s: (load_tables(d), found.get(s)) for s, d in seeded.items()}
-        outs = {s: Path(out_dir) / seed_name(s) for s in runs}
     else:
         s = seed if seed is not None else (next(iter(found)) if len(found) == 1 else p.seed)
         runs = {s: (load_tables(tables_dir), found.get(s))}
-        outs = {s: Path(out_dir)}
     tables = next(iter(runs.values()))[0]
     anchor = anchor or p.anchor
     pair_list = parse_pairs(pairs if pairs is not None else default_pairs(p, tables, params_file), modalities=tables)
@@ -78,9 +75,14 @@ def cli(method, tables_dir, anchor, pairs, params_file, budget_path, pairs_per_c
         click.echo(f"warning: {message}", err=True)
     for s, est in ests.items():
         detail(f"seed {s}: {est!r}")  # -v: the constructor arguments in effect
-        est.save(outs[s])
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(Path(out_dir) / "selection.json", (json.dumps(selection, indent=2, sort_keys=True) + "\n").encode())
+    chosen = {"selection.json": (json.dumps(selection, indent=2, sort_keys=True) + "\n").encode()}
+    if seeded:  # the seed maps and selection.json replace --out as one unit, like a single map
+        with atomic_dir(out_dir) as tmp:
+            for s, est in ests.items():
+                est.save(tmp / seed_name(s))
+            (tmp / "selection.json").write_bytes(chosen["selection.json"])
+    else:
+        next(iter(ests.values())).save(out_dir, extra=chosen)
     used = next(iter(ests.values())).label_rows_
     echo(f"fit {method}: {sorted(tables)} -> {anchor} space on {['-'.join(q) for q in pair_list]}, seeds {sorted(ests)}; "
          f"labelled train rows used per modality: {used or 'none (needs no pairs)'}"

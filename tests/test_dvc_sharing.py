@@ -15,10 +15,6 @@ import pytest
 
 from tests.pipeline_repo import BIN, ROOT, dvc, env, git, make_repo, run, stages_run
 
-# KNOWN FAILING after merging six branches in one session (seeds/budgets x DVC stages x output checks): the
-# DVC end-to-end runs here fail and are marked xfail until fixed; see the closing note of this stop.
-pytestmark = pytest.mark.xfail(reason="DVC end-to-end broken by the merge of the issue 12-18 branches; to fix next", strict=False)
-
 
 pytestmark = pytest.mark.slow
 

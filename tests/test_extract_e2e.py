@@ -16,10 +16,6 @@ from tests.pipeline_repo import dvc, git, make_repo, stages_run
 from tests.tiny_models import tiny_clip
 from tests.user_data import build
 
-# KNOWN FAILING after merging six branches in one session (seeds/budgets x DVC stages x output checks): the
-# DVC end-to-end runs here fail and are marked xfail until fixed; see the closing note of this stop.
-pytestmark = pytest.mark.xfail(reason="DVC end-to-end broken by the merge of the issue 12-18 branches; to fix next", strict=False)
-
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")

@@ -9,15 +9,22 @@ import scipy.linalg
 from embridge.evaluation import EvaluateConfig, evaluate
 from embridge.methods import get_method, load_method
 from embridge.methods.procrustes import orthogonal_procrustes
+from embridge.pairing import LabelBudget, choose_budget
 from embridge.store.synth import SynthConfig, make_synthetic
 
 PAIRS = [("image", "text"), ("audio", "text")]
 
 
-def _fit(tables, **params):
+def capped(tables, pairs_per_class: int) -> LabelBudget:
+    """A label budget where instance pairs count against the per-class cap (pairs.cap_instances: true)."""
+    return choose_budget({m: t.select_split("train") for m, t in tables.items()}, PAIRS, pairs_per_class, 0,
+                         cap_instances=True)
+
+
+def _fit(tables, pairs_per_class: int = 0, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the under-determined warning, checked below
-        return get_method("procrustes", **params).fit(tables, "text", PAIRS)
+        return get_method("procrustes", **params).fit(tables, "text", PAIRS, budget=capped(tables, pairs_per_class))
 
 
 @pytest.mark.parametrize("pair_fraction,pairs_per_class", [(1.0, 1), (1.0, 2), (0.0, 0)])
@@ -94,7 +101,7 @@ def test_underdetermined_fits_warn_and_report():
     t, _ = make_synthetic(SynthConfig(n=400, dim=64, latent_dim=8, noise=0.2, seed=3))
     for name in ("procrustes", "cca", "linear"):
         with pytest.warns(UserWarning, match="under-determined"):
-            m = get_method(name, pairs_per_class=2).fit(t, "text", PAIRS)
+            m = get_method(name).fit(t, "text", PAIRS, budget=capped(t, 2))
         info = m.fit_info_["image"]
         assert info["n_pairs"] == 20 and info["dim"] == 64 and not info["determined"], (name, info)
         assert "20 pairs for 64 dimensions" in info["warning"]
@@ -110,8 +117,10 @@ def test_fit_cli_prints_the_warning_and_writes_fit_info(tmp_path):
 
     r = CliRunner().invoke(cli, ["synth", "--out", str(tmp_path / "s"), "--n", "300", "--no-rotate"])
     assert r.exit_code == 0, r.output
+    (tmp_path / "params.yaml").write_text("pairs:\n  cap_instances: true\n")  # instance pairs count against the cap
     r = CliRunner().invoke(cli, ["fit", "--method", "procrustes", "--tables", str(tmp_path / "s"), "--pairs",
-                                 "image-text,audio-text", "--pairs-per-class", "2", "--out", str(tmp_path / "m")])
+                                 "image-text,audio-text", "--pairs-per-class", "2", "--params", str(tmp_path / "params.yaml"),
+                                 "--out", str(tmp_path / "m")])
     assert r.exit_code == 0, (r.output, r.exception)
     assert "warning: procrustes: the fit of 'audio' is under-determined (20 pairs for 64 dimensions)" in r.output
     import json

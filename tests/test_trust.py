@@ -97,6 +97,21 @@ def test_pairs_stage_writes_nested_budgets_per_seed(tmp_path):
     assert load(2, 0).rows() != load(2, 1).rows()  # the pair choice is per seed
 
 
+def test_capped_instance_budget_keeps_partners_together():
+    """pairs.cap_instances: each modality keeps its first rows per class in one order of pair_ids that
+    every modality shares, so a cap of n keeps n instance pairs per class, not n unrelated rows a side."""
+    t, _ = make_synthetic(SynthConfig(n=600, dim=16, latent_dim=4, pair_fraction=1.0, seed=4))
+    train = {m: x.select_split("train") for m, x in t.items()}
+    pairs = [("image", "text"), ("audio", "text")]
+    for n in (1, 3):
+        b = choose_budget(train, pairs, n, seed=0, cap_instances=True)
+        for key, sides in b.pairs.items():
+            pids = {m: {train[m].pair_ids[i] for i in np.flatnonzero(np.isin(train[m].ids.astype(str), ids))}
+                    for m, ids in sides.items()}
+            a, c = sorted(sides)
+            assert pids[a] == pids[c] and len(pids[a]) == n * len(np.unique(train[a].labels)), (key, n)
+
+
 # ----------------------------------------------------------------------------- issue 15: no hidden budget
 
 

@@ -195,11 +195,12 @@ class BridgeMethod:
     def _state_info(self) -> dict:
         return {}
 
-    def save(self, out_dir: str | Path) -> Path:
-        """Write ``out_dir/config.json`` and ``out_dir/state.safetensors`` as one unit: both go into a
-        temp folder that replaces ``out_dir`` whole (concurrent writers leave one run's map, never a
-        mix). config.json records the SHA-256 and the tensor shapes of the state, which `load` checks.
-        A folder holding other files is refused (OutputError). Returns out_dir."""
+    def save(self, out_dir: str | Path, extra: dict[str, bytes] | None = None) -> Path:
+        """Write ``out_dir/config.json`` and ``out_dir/state.safetensors`` (and the files of `extra`,
+        {name: bytes}) as one unit: all go into a temp folder that replaces ``out_dir`` whole
+        (concurrent writers leave one run's map, never a mix). config.json records the SHA-256 and the
+        tensor shapes of the state, which `load` checks. A folder holding other files is refused
+        (OutputError). Returns out_dir."""
         from safetensors.numpy import save
 
         self.check_fitted()
@@ -223,10 +224,10 @@ class BridgeMethod:
         blob = save(state)
         config["state_sha256"] = hashlib.sha256(blob).hexdigest()
         config["state_shapes"] = {k: list(v.shape) for k, v in sorted(state.items())}
+        files = {STATE: blob, CONFIG: (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(), **(extra or {})}
         with atomic_dir(out_dir) as tmp:
-            (tmp / STATE).write_bytes(blob)
-            (tmp / CONFIG).write_bytes((json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
-            for name in (STATE, CONFIG):
+            for name, data in files.items():
+                (tmp / name).write_bytes(data)
                 with open(tmp / name, "rb+") as f:
                     os.fsync(f.fileno())
         return out_dir
