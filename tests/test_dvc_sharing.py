@@ -67,8 +67,8 @@ def test_sharing_recipe_two_clones(origin, tmp_path):
     # collaborator 2: only the unified tables that fit and evaluate read
     b = tmp_path / "bob"
     run(["git", "clone", "-q", str(origin), str(b)], tmp_path)
-    dvc("pull", "bind", cwd=b)
-    assert (b / "unified" / "audio" / "_manifest.json").is_file() and not (b / "features" / "audio").exists()
+    dvc("pull", "bind", "pairs", cwd=b)
+    assert (b / "unified" / "seed-0" / "audio" / "_manifest.json").is_file() and not (b / "features" / "audio").exists()
     res = dvc("exp", "run", "-S", "fit.cca.k=16", "--downstream", "fit@cca", cwd=b)
     assert stages_run(res.stdout) == REFIT, res.stdout
     assert not (b / "features" / "audio").exists()  # nothing upstream was recomputed
