@@ -23,8 +23,16 @@ from embridge.stages.options import echo, quiet
 @click.option("--precision", default=None, type=click.Choice(["fp32", "fp16", "bf16"]), help="Autocast precision (overrides extract.precision).")
 @click.option("--on-error", "on_error", default=None, type=click.Choice(["stop", "skip"]),
               help="stop at the first undecodable or missing file, or skip it and list it in the table's manifest.")
+@click.option("--executor", default=None, type=click.Choice(["local", "ray"]),
+              help="local: encode here | ray: the shards still to do run on Ray actors (overrides extract.executor).")
+@click.option("--ray-address", "ray_address", default=None,
+              help="executor ray: auto or host:port joins a running cluster; unset starts a local Ray instance "
+                   "(overrides extract.ray_address).")
+@click.option("--ray-workers", "ray_workers", default=None, type=int,
+              help="executor ray: encoder actors (0: one per GPU, else one per CPU; overrides extract.ray_workers).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar (rows/s, ETA) on stderr.")
-def cli(modality, dataset, raw_dir, out_dir, params_path, encoder, kind, model, revision, device, precision, on_error, progress):
+def cli(modality, dataset, raw_dir, out_dir, params_path, encoder, kind, model, revision, device, precision, on_error,
+        executor, ray_address, ray_workers, progress):
     """Encode every row (batched, resumable, deterministic); the manifest is written last.
 
     Whether the Hugging Face hub is reached is the environment's choice (HF_HUB_OFFLINE); this
@@ -44,6 +52,9 @@ def cli(modality, dataset, raw_dir, out_dir, params_path, encoder, kind, model, 
     cfg.device = device or cfg.device
     cfg.precision = precision or cfg.precision
     cfg.on_error = on_error or cfg.on_error
+    cfg.executor = executor or cfg.executor
+    cfg.ray_address = ray_address or cfg.ray_address
+    cfg.ray_workers = cfg.ray_workers if ray_workers is None else ray_workers
     out_dir = out_dir or os.path.join("features", modality)
     m = extract(modality, path, out_dir, cfg, progress=progress and not quiet(), log=echo)
     skipped = len(m.extra.get("skipped", []))

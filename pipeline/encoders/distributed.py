@@ -19,30 +19,30 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from embridge.errors import ConfigError, EmbridgeError
+from embridge.errors import EmbridgeError
 
 MAX_RESTARTS = 3  # a dead actor is restarted this often (its pending shard is retried on the new one)
 
 
 class ShardActor:
-    """One encoder, loaded once, encoding shards on request (the Ray actor's class)."""
+    """One encoder, loaded once (on the first shard), encoding shards on request (the Ray actor's class)."""
 
-    def __init__(self, dataset, encoder, plan, out_dir: str, decode_workers: int):
-        from embridge.encoders.shards import ShardJob
+    def __init__(self, out_dir: str, decode_workers: int, cwd: str | None = None):
+        if cwd and os.path.isdir(cwd):  # relative dataset paths mean the same files as on the driver
+            os.chdir(cwd)
+        self.out_dir, self.decode_workers, self.job = out_dir, decode_workers, None
 
-        encoder.load()
-        self.job = ShardJob(dataset, encoder, plan, out_dir, workers=decode_workers)
+    def run(self, k: int, inputs: list):
+        """Encode shard k. inputs: [refs of (dataset, encoder, plan)], fetched on the first call: the
+        driver holds them for the whole run, so a restarted actor (a retried shard) finds them."""
+        if self.job is None:
+            import ray
+            from embridge.encoders.shards import ShardJob
 
-    def run(self, k: int):
+            dataset, encoder, plan = ray.get(inputs[0])
+            encoder.load()
+            self.job = ShardJob(dataset, encoder, plan, self.out_dir, workers=self.decode_workers)
         return k, self.job.run(k)
-
-
-def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError('--executor ray needs Ray: pip install -e ".[ray]" (or pip install ray)') from None
-    return ray
 
 
 def actor_options(cpus: int, gpus: int, workers: int) -> tuple[int, dict]:
@@ -57,45 +57,48 @@ def actor_options(cpus: int, gpus: int, workers: int) -> tuple[int, dict]:
 
 def run_shards(dataset, encoder, plan, out_dir: str | Path, todo: Iterable[int], address: str | None = None,
                workers: int = 0, decode_workers: int = 2,
-               on_shard: Callable[[int, tuple], None] | None = None) -> dict[int, tuple]:
+               on_shard: Callable[[int, tuple], None] | None = None,
+               log: Callable[[str], None] | None = None) -> dict[int, tuple]:
     """Encode shards `todo` on Ray actors. `encoder` is an unloaded Encoder (each actor loads its own
     copy). address: None starts a local Ray instance (shut down afterwards), "auto" or host:port joins
-    a running cluster. Returns {k: (rows written, skipped rows)}; on_shard(k, result) as each ends."""
+    a running cluster; a process where Ray is already initialized uses that one. Returns
+    {k: (rows written, skipped rows)}; on_shard(k, result) as each ends."""
+    from embridge.evaluation.distributed import connect
+
     todo = list(todo)
     if not todo:
         return {}
-    ray = import_ray()
-    started = False
-    if not ray.is_initialized():
-        try:
-            if address:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"ray: cannot connect to {address or 'a new local instance'} ({exc})") from None
-        started = True
+    ray, started = connect(address, num_cpus=os.cpu_count())
+    actors = []
     try:
         res = ray.cluster_resources()
         n, opts = actor_options(int(res.get("CPU", 1)), int(res.get("GPU", 0)), workers)
         n = min(n, len(todo))
+        if log:
+            where = "a new local Ray instance" if started else f"the Ray cluster at {address or 'this process'}"
+            log(f"{len(todo)} shard(s) to encode on {n} Ray actor(s) of {opts} ({where})")
         Actor = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS, **opts)(ShardActor)
         refs = [ray.put(x) for x in (dataset, encoder, plan)]
-        actors = [Actor.remote(*refs, str(out_dir), decode_workers) for _ in range(n)]
+        actors = [Actor.remote(str(out_dir), decode_workers, os.getcwd()) for _ in range(n)]
         from ray.util import ActorPool
 
         pool = ActorPool(actors)
         results = {}
-        for k, result in pool.map_unordered(lambda a, k: a.run.remote(k), todo):
+        for k, result in pool.map_unordered(lambda a, k: a.run.remote(k, [refs]), todo):
             results[k] = result
             if on_shard:
                 on_shard(k, result)
         return results
-    except ray.exceptions.RayTaskError as exc:  # the shard's own error (bad file, NaN output): say it plainly
+    except ray.exceptions.RayTaskError as exc:  # the shard's own error (bad file, NaN output): as a local run says it
         cause = getattr(exc, "cause", None)
-        if isinstance(cause, EmbridgeError):
+        if isinstance(cause, Exception):
             raise cause from None
         raise
+    except ray.exceptions.RayActorError as exc:
+        raise EmbridgeError(f"ray: an encoder actor died {MAX_RESTARTS + 1} times (out of memory, or killed); "
+                            f"the shards written so far are kept, rerun to resume ({str(exc).splitlines()[0]})") from None
     finally:
+        for a in actors:
+            ray.kill(a)
         if started:
             ray.shutdown()

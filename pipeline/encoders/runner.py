@@ -11,6 +11,7 @@ lists every row skipped with `on_error: skip`, and why.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import inspect
 import json
 import os
@@ -39,6 +40,7 @@ from embridge.store import (
 __all__ = ["FINGERPRINT_KEY", "ExtractConfig", "extract", "to_batch"]
 DATASET_KEYS = ("path", "encoder", "kind", "model", "revision")
 PRECISIONS = ("fp32", "fp16", "bf16")
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
@@ -63,6 +65,11 @@ class ExtractConfig:
     precision: str = "fp32"  # fp32 | fp16 | bf16: autocast of the transformers encoders (part of the fingerprint)
     workers: int = 2  # decoding threads, each a batch ahead of the encoder (1..64)
     on_error: str = "stop"  # stop: an undecodable or missing file stops the run | skip: listed in the table's manifest
+    # local: shards encoded in this process | ray: the shards still to do run on Ray actors (pip install -e ".[ray]");
+    # neither enters the fingerprint: both write the same bytes
+    executor: str = "local"
+    ray_address: str | None = None  # executor ray: null starts a local Ray instance; "auto" or host:port joins a cluster
+    ray_workers: int = 0  # executor ray: encoder actors (0: one per GPU, else one per CPU)
 
     def check(self) -> None:
         for m, b in self.batch_sizes.items():
@@ -80,6 +87,14 @@ class ExtractConfig:
             raise ConfigError(f"on_error = {self.on_error!r}: expected stop or skip")
         if not 1 <= self.workers <= 64:
             raise ConfigError(f"workers = {self.workers}: expected 1..64")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor = {self.executor!r}: expected one of {list(EXECUTORS)}")
+        if isinstance(self.ray_workers, bool) or not isinstance(self.ray_workers, int) or not 0 <= self.ray_workers <= 4096:
+            raise ConfigError(f"ray_workers = {self.ray_workers!r}: expected an integer in 0..4096 (0: one per GPU, else per CPU)")
+        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address.strip()):
+            raise ConfigError(f"ray_address = {self.ray_address!r}: expected null (a new local instance), auto or host:port")
+        if self.executor == "ray" and importlib.util.find_spec("ray") is None:
+            raise ConfigError('executor ray needs Ray, which is not installed: pip install -e ".[ray]" (or pip install ray)')
         if not (0 < self.test_fraction < 1 and 0 <= self.val_fraction < 1 - self.test_fraction):
             raise ConfigError(f"test_fraction = {self.test_fraction}, val_fraction = {self.val_fraction}: expected 0 < test, 0 <= val, test + val < 1")
         for m, spec in self.datasets.items():
@@ -143,6 +158,25 @@ def fingerprint_of(record: dict) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def encode_shards(cfg: ExtractConfig, modality: str, ds, encoder: Encoder, plan: ShardPlan, out_dir: Path,
+                  todo: list[int], on_rows: Callable[[int], None], log: Callable[[str], None] | None = None,
+                  ) -> dict[int, tuple[int, list[dict]]]:
+    """Encode shards `todo` with the configured executor: here (`encoder`, loaded), or on Ray actors
+    (each loads its own copy of the encoder). Returns {k: (rows written, skipped rows)}."""
+    if cfg.executor != "ray":
+        return ShardJob(ds, encoder, plan, out_dir, workers=cfg.workers, on_batch=on_rows).run_many(todo)
+    if not todo:
+        return {}
+    from embridge.encoders.distributed import run_shards
+
+    def on_shard(k: int, result: tuple[int, list[dict]]) -> None:
+        on_rows(result[0] + len(result[1]))
+
+    ray_log = (lambda msg: log(f"{modality}: {msg}")) if log else None
+    return run_shards(ds, cfg.make_encoder(modality), plan, out_dir.resolve(), todo, address=cfg.ray_address,
+                      workers=cfg.ray_workers, decode_workers=cfg.workers, on_shard=on_shard, log=ray_log)
+
+
 def extract(
     modality: str,
     dataset: str | Path,
@@ -177,9 +211,11 @@ def extract(
 
     kept = sum(plan.bounds(k)[1] - plan.bounds(k)[0] for k in done)
     bar = tqdm(total=len(ds), initial=kept, unit="row", desc=f"extract {modality}", disable=not progress)
-    job = ShardJob(ds, encoder, plan, out_dir, workers=cfg.workers, on_batch=bar.update)
-    results = {**done, **job.run_many([k for k in range(plan.num_shards) if k not in done])}
-    bar.close()
+    try:
+        todo = [k for k in range(plan.num_shards) if k not in done]
+        results = {**done, **encode_shards(cfg, modality, ds, encoder, plan, out_dir, todo, bar.update, log)}
+    finally:
+        bar.close()
     remove_stale_shards(out_dir, keep=plan.num_shards)
     skipped = [s for k in sorted(results) for s in results[k][1]]
     if not sum(r[0] for r in results.values()):

@@ -44,6 +44,8 @@ def connect(address: str | None = None, num_cpus: int | None = None):
     ray = import_ray()
     if ray.is_initialized():
         return ray, False
+    if address and address != "auto" and not address.startswith("ray://"):
+        check_reachable(address)
     try:
         if address:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -52,6 +54,21 @@ def connect(address: str | None = None, num_cpus: int | None = None):
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(f"ray: cannot connect to {address or 'a new local instance'} ({exc})") from None
     return ray, True
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A ConfigError when nothing listens at host:port (ray.init would retry for a minute, then
+    raise from deep inside Ray)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"ray address {address!r}: expected auto or host:port (e.g. 10.0.0.1:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"ray: cannot reach a Ray cluster at {address} ({exc.strerror or exc}); "
+                          f"start one there with `ray start --head`, or use auto on a node of the cluster") from None
 
 
 def _blocks(n: int, parts: int) -> list[slice]:
