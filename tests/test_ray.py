@@ -315,3 +315,14 @@ def test_ray_config_errors(tmp_path, monkeypatch, texts_csv):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a))
     with pytest.raises(ConfigError, match="pip install"):
         _cfg(executor="ray").check()
+
+
+def test_actor_options_never_exceed_the_cluster():
+    """More actors than the cluster can place would leave their shards waiting forever."""
+    from embridge.encoders.distributed import actor_options
+
+    assert actor_options(2, 0, 0) == (2, {"num_cpus": 1})
+    assert actor_options(2, 0, 4) == (2, {"num_cpus": 1})
+    assert actor_options(2, 0, 1) == (1, {"num_cpus": 2})
+    assert actor_options(16, 2, 0) == (2, {"num_gpus": 1, "num_cpus": 8})
+    assert actor_options(16, 2, 8) == (2, {"num_gpus": 1, "num_cpus": 8})

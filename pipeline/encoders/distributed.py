@@ -47,11 +47,13 @@ class ShardActor:
 
 def actor_options(cpus: int, gpus: int, workers: int) -> tuple[int, dict]:
     """(number of actors, options of each): one per GPU when the cluster has GPUs, else `workers`
-    actors (0: one per CPU) sharing the CPUs."""
+    actors (0: one per CPU) sharing the CPUs. Never more actors than the cluster can hold at once:
+    an actor that cannot be placed would keep the shards handed to it waiting forever."""
+    cpus = max(1, cpus)
     if gpus:
-        n = workers or gpus
-        return n, {"num_gpus": 1, "num_cpus": max(1, cpus // n)}
-    n = workers or cpus
+        n = min(workers or gpus, gpus)
+        return n, {"num_gpus": 1, "num_cpus": max(1, cpus // n) if cpus >= n else 0}
+    n = min(workers or cpus, cpus)
     return n, {"num_cpus": max(1, cpus // n)}
 
 
