@@ -269,6 +269,27 @@ def test_killed_worker_is_retried(cluster, slow_encoder, texts_csv, tmp_path, mo
     assert_same_table(out, ref)
 
 
+class PidMiniLM(MiniLML6):
+    """An encoder whose settings depend on the process: a worker's differ from the driver's."""
+
+    name = "test-pid-minilm"
+
+    def config(self):
+        return {"pid": os.getpid()}
+
+
+def test_worker_with_another_encoder_is_refused(cluster, slow_encoder, texts_csv, tmp_path):
+    """A node that would load the encoder otherwise than the driver fingerprinted it (device auto
+    resolved elsewhere, other package versions) stops the run before writing a shard."""
+    register(PidMiniLM)
+    try:
+        with pytest.raises(ConfigError, match=r"differs from the driver's \(encoder_config.pid: "):
+            extract("text", texts_csv, tmp_path / "t", _cfg(encoders={"text": PidMiniLM.name}, executor="ray"), progress=False)
+    finally:
+        ENCODERS.pop(PidMiniLM.name, None)
+    assert not list((tmp_path / "t").glob("part-*"))
+
+
 def test_worker_errors_read_as_local_ones(cluster, tmp_path):
     """A missing file with on_error stop: the same error (file, row) from a Ray actor as from a local
     run, an EmbridgeError the CLI prints on one line, not a RayTaskError."""

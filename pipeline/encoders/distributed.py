@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from embridge.errors import EmbridgeError
+from embridge.errors import ConfigError, EmbridgeError
 
 MAX_RESTARTS = 3  # a dead actor is restarted this often (its pending shard is retried on the new one)
 
@@ -39,10 +39,31 @@ class ShardActor:
             import ray
             from embridge.encoders.shards import ShardJob
 
-            dataset, encoder, plan = ray.get(inputs[0])
+            dataset, encoder, plan, expect = ray.get(inputs[0])
             encoder.load()
+            check_same_encoder(encoder, expect)
             self.job = ShardJob(dataset, encoder, plan, self.out_dir, workers=self.decode_workers)
         return k, self.job.run(k)
+
+
+def check_same_encoder(encoder, expect: dict | None) -> None:
+    """The encoder loaded here must have the settings the driver fingerprinted (its config, with
+    what `device: auto` resolved to, and its package versions): else this node would write other
+    bytes under the driver's fingerprint."""
+    if not expect:
+        return
+    import json
+    import socket
+
+    got = {"encoder_config": encoder.config(), "versions": encoder.versions()}
+    norm = lambda d: json.loads(json.dumps(d, sort_keys=True, default=str))  # noqa: E731
+    got, expect = norm(got), norm(expect)
+    diff = [f"{part}.{key}: {got[part].get(key)!r} here, {expect[part].get(key)!r} on the driver"
+            for part in expect for key in sorted(set(got[part]) | set(expect[part]))
+            if got[part].get(key) != expect[part].get(key)]
+    if diff:
+        raise ConfigError(f"ray: the encoder on worker node {socket.gethostname()} differs from the driver's ({'; '.join(diff)}); "
+                          "give every node the same packages and set extract.device explicitly (not auto)")
 
 
 def actor_options(cpus: int, gpus: int, workers: int) -> tuple[int, dict]:
@@ -60,11 +81,12 @@ def actor_options(cpus: int, gpus: int, workers: int) -> tuple[int, dict]:
 def run_shards(dataset, encoder, plan, out_dir: str | Path, todo: Iterable[int], address: str | None = None,
                workers: int = 0, decode_workers: int = 2,
                on_shard: Callable[[int, tuple], None] | None = None,
-               log: Callable[[str], None] | None = None) -> dict[int, tuple]:
+               log: Callable[[str], None] | None = None, expect: dict | None = None) -> dict[int, tuple]:
     """Encode shards `todo` on Ray actors. `encoder` is an unloaded Encoder (each actor loads its own
     copy). address: None starts a local Ray instance (shut down afterwards), "auto" or host:port joins
     a running cluster; a process where Ray is already initialized uses that one. Returns
-    {k: (rows written, skipped rows)}; on_shard(k, result) as each ends."""
+    {k: (rows written, skipped rows)}; on_shard(k, result) as each ends. expect: the driver's
+    {"encoder_config", "versions"} of the encoder, checked on every actor (check_same_encoder)."""
     from embridge.evaluation.distributed import connect
 
     todo = list(todo)
@@ -80,7 +102,7 @@ def run_shards(dataset, encoder, plan, out_dir: str | Path, todo: Iterable[int],
             where = "a new local Ray instance" if started else f"the Ray cluster at {address or 'this process'}"
             log(f"{len(todo)} shard(s) to encode on {n} Ray actor(s) of {opts} ({where})")
         Actor = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS, **opts)(ShardActor)
-        refs = [ray.put(x) for x in (dataset, encoder, plan)]
+        refs = [ray.put(x) for x in (dataset, encoder, plan, expect)]
         actors = [Actor.remote(str(out_dir), decode_workers, os.getcwd()) for _ in range(n)]
         from ray.util import ActorPool
 

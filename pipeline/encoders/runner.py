@@ -160,9 +160,10 @@ def fingerprint_of(record: dict) -> str:
 
 def encode_shards(cfg: ExtractConfig, modality: str, ds, encoder: Encoder, plan: ShardPlan, out_dir: Path,
                   todo: list[int], on_rows: Callable[[int], None], log: Callable[[str], None] | None = None,
-                  ) -> dict[int, tuple[int, list[dict]]]:
+                  record: dict | None = None) -> dict[int, tuple[int, list[dict]]]:
     """Encode shards `todo` with the configured executor: here (`encoder`, loaded), or on Ray actors
-    (each loads its own copy of the encoder). Returns {k: (rows written, skipped rows)}."""
+    (each loads its own copy of the encoder, checked against the driver's `record`). Returns
+    {k: (rows written, skipped rows)}."""
     if cfg.executor != "ray":
         return ShardJob(ds, encoder, plan, out_dir, workers=cfg.workers, on_batch=on_rows).run_many(todo)
     if not todo:
@@ -174,7 +175,8 @@ def encode_shards(cfg: ExtractConfig, modality: str, ds, encoder: Encoder, plan:
 
     ray_log = (lambda msg: log(f"{modality}: {msg}")) if log else None
     return run_shards(ds, cfg.make_encoder(modality), plan, out_dir.resolve(), todo, address=cfg.ray_address,
-                      workers=cfg.ray_workers, decode_workers=cfg.workers, on_shard=on_shard, log=ray_log)
+                      workers=cfg.ray_workers, decode_workers=cfg.workers, on_shard=on_shard, log=ray_log,
+                      expect={k: record[k] for k in ("encoder_config", "versions")} if record else None)
 
 
 def extract(
@@ -213,7 +215,8 @@ def extract(
     bar = tqdm(total=len(ds), initial=kept, unit="row", desc=f"extract {modality}", disable=not progress)
     try:
         todo = [k for k in range(plan.num_shards) if k not in done]
-        results = {**done, **encode_shards(cfg, modality, ds, encoder, plan, out_dir, todo, bar.update, log)}
+        results = {**done, **encode_shards(cfg, modality, ds, encoder, plan, out_dir, todo, bar.update, log,
+                                                record)}
     finally:
         bar.close()
     remove_stale_shards(out_dir, keep=plan.num_shards)
