@@ -16,6 +16,7 @@ from embridge.stages.options import device_option, echo, progress_option, seed_o
 def cli(pairs_per_class, features, params_path, budget_path, out_dir, seed, device, progress):
     """Re-bind (per seed) on the label budget of PAIRS_PER_CLASS pairs per class, fit the sweep's methods, evaluate them."""
     import time
+    import warnings
 
     from embridge.errors import ConfigError
     from embridge.runs import budgets
@@ -31,8 +32,11 @@ def cli(pairs_per_class, features, params_path, budget_path, out_dir, seed, devi
     if device is not None:
         params.device = device
     t0 = time.perf_counter()
-    with training_logs(progress, None):
+    with warnings.catch_warnings(record=True) as caught, training_logs(progress, None):
+        warnings.simplefilter("always", UserWarning)  # under-determined fits: one line each, as in fit
         files = run_point(load_tables(features), pairs_per_class, params, out_dir,
                           budgets(budget_path) if budget_path else None)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        click.echo(f"warning: {message}", err=True)
     echo(f"sweep pairs_per_class={pairs_per_class}: wrote {len(files)} metrics files to {out_dir} "
                f"in {time.perf_counter() - t0:.1f} s")

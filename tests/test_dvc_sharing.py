@@ -15,7 +15,6 @@ import pytest
 
 from tests.pipeline_repo import BIN, ROOT, dvc, env, git, make_repo, run, stages_run
 
-
 pytestmark = pytest.mark.slow
 
 # smaller than TINY: two methods (cca is the one the recipe refits), a one-point sweep

@@ -16,7 +16,6 @@ from tests.pipeline_repo import dvc, git, make_repo, stages_run
 from tests.tiny_models import tiny_clip
 from tests.user_data import build
 
-
 pytestmark = pytest.mark.slow
 pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
 

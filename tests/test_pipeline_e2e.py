@@ -11,7 +11,6 @@ import pytest
 
 from tests.pipeline_repo import dvc, git, make_repo, run, stage_names, stages_run
 
-
 pytestmark = pytest.mark.slow
 
 
