@@ -87,7 +87,7 @@ def fit_selected(name: str, params, runs: dict, anchor: str, train_pairs, metric
     if len(cands) > 1 and not has_val:
         raise InputError(f"tune.{name}: {len(cands)} candidates, but the tables have no 'val' rows to choose on "
                          f"(prepare.val_fraction, import/synth --val-fraction)")
-    best, best_score, all_scores, own = None, None, [], {}
+    best, best_score, all_scores, own_budgets = None, None, [], {}
     for i, cand in enumerate(cands):
         block = {**(params.fit.get(name) or {}), **cand}
         ests, scores = {}, []
@@ -96,7 +96,7 @@ def fit_selected(name: str, params, runs: dict, anchor: str, train_pairs, metric
             if budget is None:  # no pairs stage: one budget per seed, the same for every candidate
                 n = overrides.get("pairs_per_class")
                 n = kw.get("pairs_per_class", params.pairs.pairs_per_class if n is None else n)
-                budget = own.setdefault(s, choose_budget({m: t.select_split("train") for m, t in tables.items()},
+                budget = own_budgets.setdefault(s, choose_budget({m: t.select_split("train") for m, t in tables.items()},
                                                          train_pairs, n, s, params.pairs.cap_instances))
             ests[s] = get_method(name, **kw).fit(tables, anchor, train_pairs, budget=budget)
             if has_val:
