@@ -19,6 +19,7 @@ from embridge.errors import InputError
 class CLAP(HFEncoder):
     name = "clap"
     kinds = ("audio", "text")
+    FEATURES = {"audio": "get_audio_features", "text": "get_text_features"}
     default_model = "laion/clap-htsat-unfused"
     sample_rate = 48_000  # replaced by the checkpoint's feature extractor rate on load
 
@@ -53,14 +54,4 @@ class CLAP(HFEncoder):
             truncation = "fusion" if self.net_.config.audio_config.enable_fusion else "rand_trunc"
             out = fe(clips, sampling_rate=self.sample_rate, truncation=truncation, return_tensors="pt")
             return {k: out[k] for k in ("input_features", "is_longer") if k in out}
-        texts = list(batch)
-        if not all(isinstance(t, str) for t in texts):
-            raise InputError(f"{self.name}: expected a list of strings")
-        max_len = self.net_.config.text_config.max_position_embeddings - 2  # RoBERTa positions start at 2
-        enc = self.processor_.tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-
-    def _encode(self, batch) -> np.ndarray:
-        inputs = self.preprocess(batch)
-        fn = self.net_.get_audio_features if self.kind == "audio" else self.net_.get_text_features
-        return self.run(fn, inputs)  # (n, projection_dim)
+        return self.tokenize(batch, self.net_.config.text_config.max_position_embeddings - 2)  # RoBERTa positions start at 2

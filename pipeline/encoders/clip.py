@@ -27,6 +27,7 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 class CLIP(HFEncoder):
     name = "clip"
     kinds = ("image", "text")
+    FEATURES = {"image": "get_image_features", "text": "get_text_features"}
     default_model = "openai/clip-vit-base-patch32"
 
     def load_processor(self):
@@ -44,14 +45,4 @@ class CLIP(HFEncoder):
         if self.kind == "image":
             images = [to_rgb(x) for x in batch]
             return {"pixel_values": self.processor_.image_processor(images=images, return_tensors="pt")["pixel_values"]}
-        texts = list(batch)
-        if not all(isinstance(t, str) for t in texts):
-            raise InputError(f"{self.name}: expected a list of strings")
-        max_len = self.net_.config.text_config.max_position_embeddings
-        enc = self.processor_.tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-
-    def _encode(self, batch) -> np.ndarray:
-        inputs = self.preprocess(batch)
-        fn = self.net_.get_image_features if self.kind == "image" else self.net_.get_text_features
-        return self.run(fn, inputs)  # (n, projection_dim)
+        return self.tokenize(batch, self.net_.config.text_config.max_position_embeddings)

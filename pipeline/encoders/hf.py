@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from embridge.encoders.base import Encoder, import_torch
-from embridge.errors import ConfigError
+from embridge.errors import ConfigError, InputError
 
 PRECISIONS = {"fp32": None, "fp16": "float16", "bf16": "bfloat16"}
 
@@ -92,6 +92,24 @@ class HFEncoder(Encoder):
             return contextlib.nullcontext()
         device_type = "cuda" if self.device_.startswith("cuda") else "cpu"
         return self.torch_.autocast(device_type=device_type, dtype=getattr(self.torch_, dtype))
+
+    # the model's method giving each tower's embeddings, per kind (subclasses name theirs)
+    FEATURES: ClassVar[dict[str, str]] = {}
+
+    def preprocess(self, batch) -> dict:
+        raise NotImplementedError
+
+    def _encode(self, batch):
+        """preprocess, then the kind's feature method (FEATURES) under `run` -> (n, projection_dim)."""
+        return self.run(getattr(self.net_, self.FEATURES[self.kind]), self.preprocess(batch))
+
+    def tokenize(self, batch, max_len: int) -> dict:
+        """n strings -> {"input_ids", "attention_mask"} (padded, truncated to max_len tokens)."""
+        texts = list(batch)
+        if not all(isinstance(t, str) for t in texts):
+            raise InputError(f"{self.name}: expected a list of strings")
+        enc = self.processor_.tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
     def run(self, fn, inputs: dict):
         """fn(**inputs on the device) under inference mode and autocast -> float32 numpy (n, dim)."""
