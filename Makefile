@@ -3,8 +3,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# cpu = faiss-cpu; GPU users: make EXTRAS=gpu,bench,dev,ray,files,hf CONSTRAINTS= (see README)
-EXTRAS ?= cpu,bench,dev,ray,files,hf
+# cpu = faiss-cpu; GPU users: make EXTRAS=gpu,bench,dev,ray,files,hf,live CONSTRAINTS= (see README)
+EXTRAS ?= cpu,bench,dev,ray,files,hf,live
 CONSTRAINTS ?= -c constraints.txt
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
@@ -14,7 +14,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup repro test lint bench clean-venv
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(CONSTRAINTS) -e ".[$(EXTRAS)]"

@@ -78,8 +78,9 @@ def fit_selected(name: str, params, runs: dict, anchor: str, train_pairs, metric
     the best mean val score. runs: {seed: (tables, label budget or None)}; overrides: constructor
     keywords that win over params.yaml (device, pairs_per_class). Returns ({seed: fitted method},
     selection {"split", "candidates", "chosen", "val_score", "scores"})."""
-    from embridge.methods import get_method, method_params
+    from embridge.methods import get_method, method_params, train_log
     from embridge.pairing import choose_budget
+    from embridge.runs import seed_name
 
     cands = candidates(params.tune.get(name))
     has_val = all((tables[m].split == "val").any() for tables, _ in runs.values()
@@ -98,7 +99,8 @@ def fit_selected(name: str, params, runs: dict, anchor: str, train_pairs, metric
                 n = kw.get("pairs_per_class", params.pairs.pairs_per_class if n is None else n)
                 budget = own_budgets.setdefault(s, choose_budget({m: t.select_split("train") for m, t in tables.items()},
                                                          train_pairs, n, s, params.pairs.cap_instances))
-            ests[s] = get_method(name, **kw).fit(tables, anchor, train_pairs, budget=budget)
+            with train_log.scope(seed_name(s), *([f"candidate-{i}"] if len(cands) > 1 else [])):
+                ests[s] = get_method(name, **kw).fit(tables, anchor, train_pairs, budget=budget)
             if has_val:
                 scores.append(val_score(ests[s], tables, train_pairs, metric))
         all_scores.append(scores)

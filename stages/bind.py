@@ -29,6 +29,7 @@ def cli(features, out_root, params_file, budget_path, method, seed, device, prog
     from embridge.bind import bind_tables, write_unified
     from embridge.config.modalities import parse_pairs
     from embridge.files import check_no_input_inside, check_output_dir
+    from embridge.methods import train_log
     from embridge.runs import budgets, seed_name
     from embridge.stages.params import load_params
     from embridge.store import MANIFEST, load_tables
@@ -45,9 +46,10 @@ def cli(features, out_root, params_file, budget_path, method, seed, device, prog
     pairs = parse_pairs(p.pairs.train, modalities=tables)
     runs = ({s: (b, Path(out_root) / seed_name(s)) for s, b in budgets(budget_path).items()} if budget_path
             else {p.seed if seed is None else seed: (None, Path(out_root))})
-    for s, (budget, out) in runs.items():
-        with training_logs(progress, dvclive_dir):
-            Z = bind_tables(tables, p.anchor, pairs, cfg, pairs_per_class=p.pairs.pairs_per_class, seed=s,
-                            device=p.device if device is None else device, budget=budget)
-        write_unified(tables, Z, out, cfg)
-        echo(f"bind ({cfg.method}, seed {s}): wrote {', '.join(f'{m} {z.shape}' for m, z in sorted(Z.items()))} to {out}")
+    with training_logs(progress, dvclive_dir):  # one log for every seed: each seed's loops under "seed-<s>/"
+        for s, (budget, out) in runs.items():
+            with train_log.scope(seed_name(s)):
+                Z = bind_tables(tables, p.anchor, pairs, cfg, pairs_per_class=p.pairs.pairs_per_class, seed=s,
+                                device=p.device if device is None else device, budget=budget)
+            write_unified(tables, Z, out, cfg)
+            echo(f"bind ({cfg.method}, seed {s}): wrote {', '.join(f'{m} {z.shape}' for m, z in sorted(Z.items()))} to {out}")

@@ -61,9 +61,10 @@ def git(*args: str, cwd: Path) -> str:
     return run(["git", *args], cwd).stdout
 
 
-def write_params(repo: Path, overrides: dict | None = None) -> None:
-    """The project's params.yaml with the TINY values (and `overrides`) merged in."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+def write_params(repo: Path, overrides: dict | None = None, source: Path = ROOT / "params.yaml",
+                 tiny: bool = True) -> None:
+    """`source` (the project's params.yaml) with the TINY values (when `tiny`) and `overrides` merged in."""
+    params = yaml.safe_load(source.read_text())
 
     def merge(dst: dict, src: dict) -> None:
         for k, v in src.items():
@@ -72,7 +73,8 @@ def write_params(repo: Path, overrides: dict | None = None) -> None:
             else:
                 dst[k] = v
 
-    merge(params, TINY)
+    if tiny:
+        merge(params, TINY)
     merge(params, overrides or {})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -85,13 +87,30 @@ def make_repo(dest: Path, overrides: dict | None = None) -> Path:
     shutil.copy(ROOT / "dvc.yaml", dest / "dvc.yaml")
     shutil.copytree(ROOT / "data" / "fsdd", dest / "data" / "fsdd")  # a dependency of prepare
     write_params(dest, overrides)
+    return commit_new_repo(dest, "tiny pipeline")
+
+
+EXAMPLE = ROOT / "examples" / "own-data"
+
+
+def make_example_repo(dest: Path, overrides: dict | None = None) -> Path:
+    """A user's project as examples/own-data's comments set it up: its dvc.yaml and params.yaml (with
+    `overrides` merged in) and nothing of embridge's source, committed."""
+    dest.mkdir(parents=True)
+    shutil.copy(EXAMPLE / "dvc.yaml", dest / "dvc.yaml")
+    write_params(dest, overrides, source=EXAMPLE / "params.yaml", tiny=False)
+    return commit_new_repo(dest, "my project")
+
+
+def commit_new_repo(dest: Path, message: str) -> Path:
+    """git init + dvc init in `dest`, everything in it committed."""
     git("init", "-q", "-b", "main", cwd=dest)
     git("config", "user.name", "embridge tests", cwd=dest)
     git("config", "user.email", "tests@embridge.invalid", cwd=dest)
     dvc("init", "-q", cwd=dest)
     dvc("config", "core.analytics", "false", cwd=dest)
     git("add", "-A", cwd=dest)
-    git("commit", "-q", "-m", "tiny pipeline", cwd=dest)
+    git("commit", "-q", "-m", message, cwd=dest)
     return dest
 
 

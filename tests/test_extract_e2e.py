@@ -1,6 +1,7 @@
 """End to end with the real `dvc repro` on a user's dataset of real files (PNG, WAV, CSV, ImageFolder),
 set up by editing params.yaml only (`extract.datasets`): once with a tiny CLIP saved locally for
-image and text through bind passthrough, once with the built-in encoders on the same files."""
+image and text through bind passthrough, once with the built-in encoders on the same files; and
+examples/own-data's dvc.yaml and params.yaml in a project that holds nothing of embridge's source."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from embridge.data import CLASS_NAMES
 from embridge.store import read_table
 from embridge.store.validate import validate_table
 
-from tests.pipeline_repo import dvc, git, make_repo, stages_run
+from tests.pipeline_repo import dvc, git, make_example_repo, make_repo, stages_run
 from tests.tiny_models import tiny_clip
 from tests.user_data import build
 
@@ -72,3 +73,41 @@ def test_repro_on_user_files_with_the_builtin_encoders(tmp_path):
         assert (t.encoder, t.num_rows) == (encoder, n) and read_table(repo / "features" / m).manifest.extra["dataset"].startswith("userdata")
     metrics = json.loads((repo / "metrics" / "emergentbridge.json").read_text())
     assert metrics["retrieval"]["audio->image"]["paired"] is False
+
+
+def test_examples_own_data_pipeline_in_a_users_project(tmp_path):
+    """The README's recipe for examples/own-data: copy its dvc.yaml and params.yaml into a new project,
+    put the files under mydata/, point extract.datasets at them, dvc repro. A changed file reruns
+    only its modality's extraction and what depends on it."""
+    clip = tiny_clip(tmp_path / "models" / "clip")
+    build(tmp_path / "src")
+    overrides = {
+        "seeds": [0], "device": "cpu",
+        "extract": {"class_names": CLASS_NAMES, "val_fraction": 0.0, "device": "cpu", "datasets": {
+            "image": {"path": "mydata/images.csv", "encoder": "clip", "model": str(clip)},
+            "text": {"path": "mydata/texts.csv", "encoder": "clip", "model": str(clip)}}},
+        "evaluate": {"bootstrap": 50},
+        "tune": {"cca": {"ridge": [0.01]}, "linear": {"alpha": [0.01]}},  # the CSVs bring their train/test split, no val
+        "sweep": {"pairs_per_class": [1], "methods": ["raw", "procrustes"]},
+    }
+    repo = make_example_repo(tmp_path / "project", overrides)
+    for name in ("images", "images.csv", "texts.csv"):
+        src = tmp_path / "src" / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / "mydata" / name)
+    assert not (repo / "pipeline").exists() and not (repo / "stages").exists()
+    ran = stages_run(dvc("repro", cwd=repo).stdout)
+    assert ran == {"extract@image", "extract@text", "pairs", "bind", "sweep@1", "report",
+                   *(f"{s}@{m}" for s in ("fit", "evaluate") for m in ("raw", "collapse", "procrustes", "cca", "linear"))}
+    for m in ("image", "text"):
+        assert validate_table(repo / "features" / m).encoder == "clip"
+    metrics = json.loads((repo / "metrics" / "procrustes.json").read_text())
+    assert metrics["retrieval"]["image->text"]["paired"] is True
+    assert json.loads((repo / "live" / "fit" / "raw" / "metrics.json").read_text()) == {}
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "results", cwd=repo)
+    assert stages_run(dvc("repro", cwd=repo).stdout) == set()
+    n_text = len(read_table(repo / "features" / "text").ids)
+    with open(repo / "mydata" / "texts.csv", "a") as f:  # one more caption: the extractions rerun (they share mydata/)
+        f.write("extra-0,a handwritten seven,seven,test,\n")
+    ran = stages_run(dvc("repro", cwd=repo).stdout)
+    assert {"extract@text", "report"} <= ran and len(read_table(repo / "features" / "text").ids) == n_text + 1

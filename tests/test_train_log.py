@@ -70,3 +70,50 @@ def test_dvclive_logs_per_epoch_loss(tables, tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "live" / "metrics.json").read_text())
     assert "cycle_mlp" in summary and np.isfinite(summary["cycle_mlp"]["loss"])
     assert not train_log._SINKS  # switched off again
+
+
+def test_scope_prefixes_loop_names_and_nests():
+    rec = Recorder()
+    with train_log.scope("seed-0", "candidate-1"):
+        with train_log.scope("inner"):
+            assert train_log.epoch_log("cycle_mlp", 1, 1).name == "seed-0/candidate-1/inner/cycle_mlp"
+        assert train_log.EpochLog("x", 1, 1, [rec]).name == "x"  # a loop made directly is not scoped
+        assert train_log.epoch_log("x", 1, 1).name == "seed-0/candidate-1/x"
+    assert train_log.epoch_log("x", 1, 1).name == "x" and not train_log._SCOPE
+
+
+def _live_curves(live):
+    """{metric path under plots/metrics: [steps]} of a dvclive folder."""
+    return {p.parent.relative_to(live / "plots" / "metrics").as_posix():
+            [int(r.split("\t")[0]) for r in p.read_text().splitlines()[1:]]
+            for p in sorted((live / "plots" / "metrics").rglob("loss.tsv"))}
+
+
+def test_fit_and_bind_keep_every_seeds_curve(tmp_path, monkeypatch):
+    """bind and fit loop over seeds (and fit over tune candidates) inside one command: one dvclive log
+    holds a curve per seed and candidate, each from step 0 (a Live per seed used to wipe the last one)."""
+    pytest.importorskip("dvclive")
+    from click.testing import CliRunner
+    from embridge.stages.cli import cli
+    from embridge.store.synth import write_synthetic
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args):
+        r = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+
+    write_synthetic(tmp_path / "feats", SynthConfig(n=200, dim=12, latent_dim=4, pair_fraction=0.0, val_fraction=0.2, seed=2))
+    (tmp_path / "params.yaml").write_text(
+        "seeds: [0, 1]\ndevice: cpu\npairs: {train: [image-text, audio-text], pairs_per_class: 2}\n"
+        "bind: {epochs: 3}\nfit: {cycle_mlp: {epochs: 2, hidden: 8}}\ntune: {cycle_mlp: {tau: [0.1, 0.2]}}\n"
+        "sweep: {pairs_per_class: [1], methods: [raw]}\n")
+    run("pairs", "--features", "feats", "--params", "params.yaml", "--out", "pairs")
+    run("bind", "--features", "feats", "--budget", "pairs/2", "--params", "params.yaml", "--out", "unified",
+        "--dvclive", "live/bind")
+    assert _live_curves(tmp_path / "live" / "bind") == {f"seed-{s}/bind/{m}": [0, 1, 2]
+                                                       for s in (0, 1) for m in ("audio", "image")}
+    run("fit", "--method", "cycle_mlp", "--tables", "unified", "--budget", "pairs/2", "--params", "params.yaml",
+        "--out", "maps/cycle_mlp", "--dvclive", "live/fit")
+    assert _live_curves(tmp_path / "live" / "fit") == {f"seed-{s}/candidate-{c}/cycle_mlp": [0, 1]
+                                                      for s in (0, 1) for c in (0, 1)}

@@ -17,6 +17,7 @@ from pathlib import Path
 from embridge.errors import ConfigError
 
 _SINKS: list = []  # active per-epoch sinks (set by logging_to)
+_SCOPE: list[str] = []  # names the loops run inside (seed, tune candidate): a loop logs as "<scope>/<name>"
 
 
 class EpochLog:
@@ -48,7 +49,18 @@ class EpochLog:
 
 
 def epoch_log(name: str, epochs: int, steps_per_epoch: int) -> EpochLog:
-    return EpochLog(name, epochs, steps_per_epoch, _SINKS)
+    return EpochLog("/".join([*_SCOPE, name]), epochs, steps_per_epoch, _SINKS)
+
+
+@contextlib.contextmanager
+def scope(*names: str):
+    """Loops started inside log under these names first (`scope("seed-1")`: "seed-1/cycle_mlp/loss"),
+    so every seed and tune candidate keeps its own curve."""
+    _SCOPE.extend(names)
+    try:
+        yield
+    finally:
+        del _SCOPE[len(_SCOPE) - len(names):]
 
 
 class ProgressBar:
@@ -74,8 +86,8 @@ class ProgressBar:
 
 
 class DvcLive:
-    """dvclive's Live in `directory`: one `<loop>/loss` metric per training loop, `step` = epoch.
-    dvclive is imported here only (an optional dependency: pip install 'embridge[live]')."""
+    """dvclive's Live in `directory`: one `<scope>/<loop>/loss` metric per training loop, `step` = epoch - 1
+    (every curve starts at 0). dvclive is imported here only (an optional dependency: pip install 'embridge[live]')."""
 
     def __init__(self, directory: str | Path):
         try:
@@ -84,18 +96,15 @@ class DvcLive:
             raise ConfigError(f"--dvclive {directory}: dvclive is not installed (pip install 'embridge[live]')") from None
         # dvcyaml=None: never edit dvc.yaml; save_dvc_exp=False: the stage runs inside `dvc exp run` already
         self.live = Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
-        self.offset = 0  # loops log one after another on one step axis
-        self.base = 0
 
     def start(self, name, epochs):
-        self.base = self.offset
+        pass
 
     def epoch(self, name, epoch, loss):
         if loss is None:
             return
-        self.live.step = self.base + epoch - 1
+        self.live.step = epoch - 1
         self.live.log_metric(f"{name}/loss", loss)
-        self.offset = max(self.offset, self.base + epoch)
 
     def close(self, name):
         pass
