@@ -62,8 +62,9 @@ def main() -> None:
     args = ap.parse_args()
 
     table = args.data / "text"
-    manifest = table / "_manifest.json"
-    made = json.loads(manifest.read_text()) if manifest.exists() else None
+    from embridge.store import has_manifest, read_manifest_dict
+
+    made = read_manifest_dict(table)[1] if has_manifest(table) else None
     if not made or made["num_rows"] != args.rows or made["dim"] != args.dim:
         t = time.perf_counter()
         subprocess.run(

@@ -32,8 +32,8 @@ def cli(features, out_root, params_file, budget_path, method, seed, device, prog
     from embridge.methods import train_log
     from embridge.runs import budgets, seed_name
     from embridge.stages.params import load_params
-    from embridge.store import MANIFEST, load_tables
-    from embridge.store.manifest import is_table_file
+    from embridge.store import load_tables
+    from embridge.store.manifest import replaceable
 
     p = load_params(params_file)
     cfg = p.section("bind")
@@ -42,7 +42,7 @@ def cli(features, out_root, params_file, budget_path, method, seed, device, prog
     check_no_input_inside(out_root, [features], nested=True)  # an input is never an output
     tables = load_tables(features)
     for m in tables:  # before any work: each out_root/<m> is absent, empty or a table
-        check_output_dir(Path(out_root) / m, is_table_file if (Path(out_root) / m / MANIFEST).is_file() else (lambda n: False))
+        check_output_dir(Path(out_root) / m, replaceable(Path(out_root) / m))
     pairs = parse_pairs(p.pairs.train, modalities=tables)
     runs = ({s: (b, Path(out_root) / seed_name(s)) for s, b in budgets(budget_path).items()} if budget_path
             else {p.seed if seed is None else seed: (None, Path(out_root))})

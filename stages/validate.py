@@ -12,7 +12,7 @@ from embridge.stages.options import echo, emit_json, json_option
 def cli(table_dirs, require_splits, as_json):
     """Check embedding tables: manifest, shards, schema, dimension, NaN/Inf, zero rows, duplicate ids, splits.
 
-    TABLE_DIRS are table folders (with _manifest.json) or a folder of them (one per modality).
+    TABLE_DIRS are table folders (with _manifest.parquet) or a folder of them (one per modality).
     """
     from pathlib import Path
 

@@ -12,6 +12,7 @@ import re
 import subprocess
 
 import pytest
+from embridge.store import MANIFEST
 
 from tests.pipeline_repo import BIN, ROOT, dvc, env, git, make_repo, run, stages_run
 
@@ -67,7 +68,7 @@ def test_sharing_recipe_two_clones(origin, tmp_path):
     b = tmp_path / "bob"
     run(["git", "clone", "-q", str(origin), str(b)], tmp_path)
     dvc("pull", "bind", "pairs", cwd=b)
-    assert (b / "unified" / "seed-0" / "audio" / "_manifest.json").is_file() and not (b / "features" / "audio").exists()
+    assert (b / "unified" / "seed-0" / "audio" / MANIFEST).is_file() and not (b / "features" / "audio").exists()
     res = dvc("exp", "run", "-S", "fit.cca.k=16", "--downstream", "fit@cca", cwd=b)
     assert stages_run(res.stdout) == REFIT, res.stdout
     assert not (b / "features" / "audio").exists()  # nothing upstream was recomputed

@@ -81,7 +81,7 @@ def test_two_extractions_are_byte_identical(raw_dir, tmp_path, modality):
     extract(modality, raw_dir, tmp_path / "a", cfg, progress=False)
     extract(modality, raw_dir, tmp_path / "b", cfg, progress=False)
     a, b = shard_bytes(tmp_path / "a"), shard_bytes(tmp_path / "b")
-    assert list(a) == ["_manifest.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet", "part-00003.parquet"]
+    assert list(a) == [MANIFEST, "part-00000.parquet", "part-00001.parquet", "part-00002.parquet", "part-00003.parquet"]
     assert a == b
 
 

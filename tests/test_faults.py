@@ -7,7 +7,6 @@ half-written behind.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -17,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from embridge.store import read_manifest
+from embridge.store import MANIFEST, read_manifest
 from embridge.store.synth import SynthConfig, write_synthetic
 
+from tests.manifests import edit_manifest
 from tests.pipeline_repo import ROOT, env
 
 EMBRIDGE = [sys.executable, "-m", "stages"]
@@ -81,10 +81,10 @@ def test_killed_extraction_resumes_and_matches_an_uninterrupted_run(tmp_path):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)  # no chance to clean up: the worst case
     proc.wait()
-    assert not (killed / "_manifest.json").exists()  # an incomplete table is never trusted
+    assert not (killed / MANIFEST).exists()  # an incomplete table is never trusted
     kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in killed.glob("part-*.parquet")}
     assert 4 <= len(kept) < n_shards
-    with pytest.raises(Exception, match="manifest.json: missing"):
+    with pytest.raises(Exception, match=f"{MANIFEST}: missing"):
         read_manifest(killed)
 
     res = embridge("extract", "--modality", "image", "--raw", raw, "--out", killed, "--params", params, "--no-progress")
@@ -110,20 +110,19 @@ def test_truncated_shard_is_refused_and_no_map_is_written(tables, tmp_path):
 
 
 def test_shard_rows_not_matching_the_manifest(tables, tmp_path):
-    m = json.loads((tables / "image" / "_manifest.json").read_text())
-    m["shards"][0]["num_rows"] += 5
-    m["num_rows"] += 5
-    (tables / "image" / "_manifest.json").write_text(json.dumps(m))
+    def more_rows(m):
+        m["shards"][0]["num_rows"] += 5
+        m["num_rows"] += 5
+
+    edit_manifest(tables / "image", more_rows)
     out = tmp_path / "m.json"
     refused(embridge("evaluate", "--tables", tables, "--method", "raw", "--out", out),
-            "part-00000.parquet", "holds 240 rows but _manifest.json records 245")
+            "part-00000.parquet", f"holds 240 rows but {MANIFEST} records 245")
     assert not out.exists()
 
 
 def test_manifest_lying_about_the_dimension(tables, tmp_path):
-    m = json.loads((tables / "text" / "_manifest.json").read_text())
-    m["dim"] = 32
-    (tables / "text" / "_manifest.json").write_text(json.dumps(m))
+    edit_manifest(tables / "text", lambda m: m.update(dim=32))
     refused(embridge("fit", "--method", "linear", "--tables", tables, "--out", tmp_path / "map"),
             str(tables / "text" / "part-00000.parquet"), "dimension 16", "dim = 32")
 

@@ -17,6 +17,7 @@ import pytest
 from embridge.store import MANIFEST, read_manifest, read_table
 from embridge.store.synth import SynthConfig, write_synthetic
 
+from tests.manifests import edit_manifest
 from tests.pipeline_repo import env
 from tests.test_faults import EMBRIDGE, embridge, refused
 
@@ -300,9 +301,7 @@ def test_13_paths_from_data_are_confined(tmp_path, tables):
     refused(embridge("import", "--modality", "../x", "--embeddings", tmp_path / "none.npy", "--out", tmp_path / "o"),
             "modality name")
 
-    m = json.loads((tables / "text" / MANIFEST).read_text())
-    m["shards"][0]["file"] = "../audio/part-00000.parquet"
-    (tables / "text" / MANIFEST).write_text(json.dumps(m))
+    edit_manifest(tables / "text", lambda m: m["shards"][0].update(file="../audio/part-00000.parquet"))
     refused(embridge("validate", tables / "text"), MANIFEST, "../audio/part-00000.parquet")
 
 
@@ -353,10 +352,7 @@ def test_14_bad_params_are_one_error_line(tables, tmp_path, text, needles):
 
 
 def test_14_bad_inputs_are_one_error_line(tables, tmp_path):
-    mpath = tables / "text" / MANIFEST
-    m = json.loads(mpath.read_text())
-    m["class_names"] = 5
-    mpath.write_text(json.dumps(m))
+    mpath = edit_manifest(tables / "text", lambda m: m.update(class_names=5))
     refused(embridge("validate", tables / "text"), str(mpath), "class_names")
 
     emb = export(tables / "audio", tmp_path / "src")["emb"]

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from embridge.errors import InputError
 from embridge.stages.cli import cli
-from embridge.store import TableWriter, read_table
+from embridge.store import MANIFEST, TableWriter, read_table
 from embridge.store import shards as shards_mod
 from embridge.store.importer import ImportSpec, import_embeddings
 
@@ -105,4 +105,4 @@ def test_shard_errors_name_the_file(tmp_path):
     pq.write_table(pa.table({"image_path": ["a", "b", "c"], "label": ["x", "y", "z"]}), meta)
     with pytest.raises(InputError, match="img_emb_3.npy"):
         import_embeddings(ImportSpec(modality="image", embeddings=str(tmp_path / "out" / "img_emb"), out=str(tmp_path / "t")))
-    assert not (tmp_path / "t" / "_manifest.json").exists()
+    assert not (tmp_path / "t" / MANIFEST).exists()

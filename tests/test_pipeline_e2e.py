@@ -8,6 +8,7 @@ import json
 import shutil
 
 import pytest
+from embridge.store import MANIFEST
 
 from tests.pipeline_repo import dvc, git, make_repo, run, stage_names, stages_run
 
@@ -28,8 +29,8 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo):
     ran = stages_run(repo.joinpath("first_repro.log").read_text())
     assert ran == stage_names(repo)  # every stage, on an empty cache
     for m in ("image", "audio", "text"):
-        assert (repo / "features" / m / "_manifest.json").is_file()
-        assert (repo / "unified" / "seed-0" / m / "_manifest.json").is_file()  # one bind per seed (seeds: [0])
+        assert (repo / "features" / m / MANIFEST).is_file()
+        assert (repo / "unified" / "seed-0" / m / MANIFEST).is_file()  # one bind per seed (seeds: [0])
     assert (repo / "pairs" / "3" / "seed-0.json").is_file()  # the label budget of pairs.pairs_per_class
     assert len(list((repo / "features" / "audio").glob("part-*.parquet"))) >= 2  # rows_per_shard: 32
     for method in ("raw", "procrustes", "emergentbridge"):
@@ -64,7 +65,7 @@ def test_sharing_through_a_local_remote(repo, tmp_path):
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     assert not (clone / "features" / "audio").exists() and not (clone / ".dvc" / "cache").exists()
     dvc("pull", cwd=clone)
-    assert (clone / "features" / "audio" / "_manifest.json").is_file()
+    assert (clone / "features" / "audio" / MANIFEST).is_file()
     res = dvc("repro", cwd=clone)
     assert stages_run(res.stdout) == set(), res.stdout
     # deleting the cache and the outputs, then pulling, restores everything as well

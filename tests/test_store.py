@@ -1,6 +1,5 @@
 """Embedding store: round trips, row order, zero-copy, streaming, atomic writes."""
 
-import json
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +16,8 @@ from embridge.store import (
     read_table,
     shard_name,
 )
+
+from tests.manifests import manifest_dict
 
 
 def _rows(n, d, seed=0):
@@ -95,7 +96,7 @@ def test_parquet_schema_is_the_design_contract(tmp_path):
     assert sch.field("id").type == pa.string()
     assert sch.field("label").type == pa.int32()
     assert sch.field("embedding").type == pa.list_(pa.float16(), 5)
-    manifest = json.loads((tmp_path / "t" / MANIFEST).read_text())
+    manifest = manifest_dict(tmp_path / "t")
     assert manifest["dim"] == 5 and manifest["dtype"] == "float16" and manifest["num_rows"] == 10
 
 
@@ -116,7 +117,7 @@ def test_interrupted_writer_leaves_no_manifest(tmp_path):
             w.write(ids, split, X)
             raise RuntimeError("killed")
     assert not (tmp_path / "t" / MANIFEST).exists()  # a half-written table is never trusted
-    with pytest.raises(InputError, match="manifest.json: missing"):
+    with pytest.raises(InputError, match=f"{MANIFEST}: missing"):
         read_table(tmp_path / "t")
     assert not list((tmp_path / "t").glob(".*tmp"))
 

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 from embridge.errors import ConfigError
 from embridge.stages.cli import cli
-from embridge.store import read_table
+from embridge.store import MANIFEST, read_table
 from embridge.store.synth import (
     TRUTH,
     SynthConfig,
@@ -22,7 +22,7 @@ def test_written_tables_are_byte_identical_across_runs(tmp_path):
         res = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / out)])
         assert res.exit_code == 0, res.output
     for m in ("image", "audio", "text"):
-        for f in ("part-00000.parquet", "_manifest.json"):
+        for f in ("part-00000.parquet", MANIFEST):
             assert (tmp_path / "a" / m / f).read_bytes() == (tmp_path / "b" / m / f).read_bytes()
     assert (tmp_path / "a" / TRUTH).read_bytes() == (tmp_path / "b" / TRUTH).read_bytes()
     res = CliRunner().invoke(cli, ["synth", "--n", "500", "--dim", "24", "--latent-dim", "6", "--seed", "6",

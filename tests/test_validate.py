@@ -1,7 +1,8 @@
 """Every bad input of design section 3 is refused with the file, column and row named,
 through the library and through `embridge validate`."""
 
-import json
+
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -10,9 +11,11 @@ import pytest
 from click.testing import CliRunner
 from embridge.errors import InputError
 from embridge.stages.cli import cli
-from embridge.store import MANIFEST, TableWriter, read_table, schema, to_arrow
+from embridge.store import MANIFEST, TableWriter, read_table, schema, to_arrow, write_manifest_dict
 from embridge.store.checks import check_matrix
 from embridge.store.validate import validate_table
+
+from tests.manifests import edit_manifest
 
 
 def _write(root, X=None, ids=None, split=None, n=40, d=6):
@@ -68,10 +71,8 @@ def test_duplicate_ids_named_with_both_rows(tmp_path):
 
 def test_dimension_differing_from_manifest(tmp_path):
     root = _write(tmp_path / "t")
-    m = json.loads((root / MANIFEST).read_text())
-    m["dim"] = 8
-    (root / MANIFEST).write_text(json.dumps(m))
-    _expect(root, "dimension 6, but _manifest.json says dim = 8")
+    edit_manifest(root, lambda m: m.update(dim=8))
+    _expect(root, f"dimension 6, but {MANIFEST} says dim = 8")
 
 
 def test_empty_split_and_bad_split_value(tmp_path):
@@ -95,7 +96,7 @@ def test_missing_shard_and_row_count_mismatch(tmp_path):
     root = _write(tmp_path / "t")
     t = pq.read_table(root / "part-00001.parquet")
     _rewrite_shard(root, 1, t.slice(0, 10))
-    _expect(root, "holds 10 rows but _manifest.json records 15")
+    _expect(root, f"holds 10 rows but {MANIFEST} records 15")
     (root / "part-00001.parquet").unlink()
     _expect(root, "does not exist")
 
@@ -118,14 +119,16 @@ def test_missing_column_and_wrong_dtype(tmp_path):
 
 def test_empty_table_and_missing_manifest(tmp_path):
     root = _write(tmp_path / "t")
-    m = json.loads((root / MANIFEST).read_text())
-    m["num_rows"], m["shards"] = 0, []
-    (root / MANIFEST).write_text(json.dumps(m))
+    edit_manifest(root, lambda m: m.update(num_rows=0, shards=[]))
     _expect(root, "the table is empty")
     (root / MANIFEST).unlink()
-    _expect(root, "manifest.json: missing")
+    _expect(root, f"{MANIFEST}: missing")
     (root / MANIFEST).write_text("{not json")
-    _expect(root, "not valid JSON")
+    _expect(root, f"{MANIFEST}: not a readable Parquet manifest")
+    pq.write_table(schema(6).empty_table(), root / MANIFEST)  # a Parquet file, but no manifest in its footer
+    _expect(root, "no embridge manifest in its footer metadata")
+    write_manifest_dict(root, {"dim": 6, "dtype": "float32"})
+    _expect(root, re.escape("missing key(s) ['modality', 'num_rows', 'shards']"))
 
 
 def test_read_table_validates_by_default(tmp_path):

@@ -16,7 +16,7 @@ from embridge.errors import InputError
 from embridge.files import atomic_dir, check_no_input_inside, check_output_dir
 from embridge.store import Manifest, TableWriter
 from embridge.store.checks import bad_rows, check_matrix
-from embridge.store.manifest import has_manifest, is_table_file
+from embridge.store.manifest import replaceable
 
 EMBEDDING_FORMATS = (".npy", ".npz", ".parquet", ".safetensors")
 VALUE_FORMATS = EMBEDDING_FORMATS + (".txt", ".csv")
@@ -270,7 +270,7 @@ def import_embeddings(spec: ImportSpec) -> Manifest:
     out = Path(spec.out)
     inputs = [split_key(v)[0] for v in (spec.embeddings, spec.labels, spec.ids, spec.pair_ids, spec.split) if v]
     check_no_input_inside(out, inputs + ([Path(spec.class_names)] if spec.class_names else []))
-    check_output_dir(out, is_table_file if has_manifest(out) else (lambda name: False), spec.overwrite)
+    check_output_dir(out, replaceable(out), spec.overwrite)
     from embridge.store.shards import import_shards, is_sharded
 
     if is_sharded(spec.embeddings):

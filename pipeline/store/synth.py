@@ -22,8 +22,8 @@ import polars as pl
 from embridge.config.modalities import DEFAULT_ANCHOR, DEFAULT_MODALITIES, check_modality_name
 from embridge.errors import ConfigError
 from embridge.files import atomic_path, check_output_dir
-from embridge.store import MANIFEST, EmbeddingTable, Manifest, TableWriter
-from embridge.store.manifest import is_table_file
+from embridge.store import EmbeddingTable, Manifest, TableWriter
+from embridge.store.manifest import replaceable
 
 CHUNK = 65_536  # rows per generator chunk (fixed, so output does not depend on memory settings)
 TRUTH = "truth.safetensors"
@@ -173,7 +173,7 @@ def write_synthetic(out_root: str | Path, cfg: SynthConfig) -> SynthTruth:
     check_output_dir(out_root, lambda name: name == TRUTH or name in cfg.modalities or name.startswith(f".{TRUTH}."),
                      flag="--out")
     for m in cfg.modalities:
-        check_output_dir(out_root / m, is_table_file if (out_root / m / MANIFEST).is_file() else (lambda name: False),
+        check_output_dir(out_root / m, replaceable(out_root / m),
                          flag=f"--out {out_root}: {m}/")
     out_root.mkdir(parents=True, exist_ok=True)
     writers = {
