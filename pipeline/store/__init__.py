@@ -1,7 +1,8 @@
 """The embedding store: one folder of Parquet shards plus _manifest.parquet per modality (design section 3).
 
 manifest (schema, _manifest.parquet) -> writer (atomic shards) -> reader (streaming, zero-copy) -> checks ->
-table (EmbeddingTable in memory); validate, importer (your own arrays) and synth (C^3 data) build on them.
+table (EmbeddingTable in memory); validate, importer (your own arrays, with labels and shards) and synth (C^3 data)
+build on them.
 """
 
 from embridge.store.checks import TableChecker, bad_rows, check_matrix

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from embridge.errors import InputError
+from embridge.store.labels import encode_labels, stratified_split
 
 SHARD_SUFFIXES = (".npy", ".parquet")
 CHUNK_ROWS = 65_536  # rows converted to float32 and written at a time
@@ -168,7 +169,6 @@ def import_shards(spec):
     spec: an embridge.store.importer.ImportSpec whose `embeddings` is a folder or glob."""
     from embridge.store import TableWriter
     from embridge.store.checks import check_matrix
-    from embridge.store.importer import encode_labels, stratified_split
 
     files = list_shards(spec.embeddings)
     key = spec.embeddings_column
