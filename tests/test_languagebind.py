@@ -452,3 +452,48 @@ def test_precision_bf16_changes_the_fingerprint_not_much_the_vectors(data, model
         extract("image", data["images_csv"], tmp_path / p, cfg, progress=False)
         Z[p] = read_table(tmp_path / p).X
     assert np.allclose(Z["bf16"], Z["fp32"], atol=0.05) and not np.array_equal(Z["bf16"], Z["fp32"])
+
+
+def write_video(path, frames, fps=10):
+    """uint8 (t, h, w, 3) -> an MPEG-4 file with PyAV (lossy: both sides of the comparison decode it)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_video_files_sampled_and_transformed_as_the_authors(data, models, tmp_path):
+    """13-frame files: decord's np.linspace(0, 12, 4, dtype=int) and the shared decoder's rounded
+    indices agree (0, 4, 8, 12), so the file path can be compared with the authors' transform."""
+    import av
+
+    enc = make(models, "video").load()
+    px = data["pixels"]
+    rows = []
+    for i in range(4):
+        frames = np.zeros((13, 48, 64, 3), dtype=np.uint8)
+        for t in range(13):
+            frames[t, 10:38, 2 + 2 * t:30 + 2 * t, i % 3] = px[(i * 13 + t) % len(px)]
+        write_video(tmp_path / f"v{i}.mp4", frames)
+        rows.append({"path": f"v{i}.mp4", "label": CLASS_NAMES[i], "split": "test" if i % 2 else "train"})
+    csv = write_csv(tmp_path / "videos.csv", rows)
+    ds = read_dataset(csv, "video")
+    ours = enc.preprocess([ds.item(i, "video", n_frames=enc.n_frames) for i in range(4)])["pixel_values"]
+    theirs = []
+    for i in range(4):  # the oracle decodes on its own: every frame, then decord's frame_id_list
+        with av.open(str(tmp_path / f"v{i}.mp4")) as c:
+            allf = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        ids = np.linspace(0, len(allf) - 1, VIDEO_FRAMES, dtype=int)
+        theirs.append(oracle_video(np.stack([allf[j] for j in ids])))
+    assert torch.allclose(ours, torch.stack(theirs), atol=1e-6)
+    res = CliRunner().invoke(cli, ["extract", "--modality", "video", "--dataset", str(csv), "--encoder", "languagebind",
+                                   "--model", str(models["video"]), "--out", str(tmp_path / "t"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["validate", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
