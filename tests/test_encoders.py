@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -162,3 +163,12 @@ def test_raw_audio_text_retrieval_is_near_chance(features):
     r1_audio = np.mean(ya[np.argmax(S, axis=1)] == ya)
     assert r1_text <= 0.25, r1_text
     assert r1_audio >= 0.6, r1_audio
+
+
+@pytest.mark.skipif(importlib.util.find_spec("languagebind") is not None, reason="languagebind is installed here")
+def test_languagebind_without_its_package_is_a_one_line_error(tmp_path):
+    cfg = ExtractConfig(threads=1, datasets={"depth": {"path": "x", "encoder": "languagebind", "model": str(tmp_path)}})
+    enc = cfg.make_encoder("depth")
+    assert enc.kind == "depth" and enc.decode_kind() == "gray16"
+    with pytest.raises(ConfigError, match=r"needs the languagebind package: make setup-lb"):
+        enc.load()

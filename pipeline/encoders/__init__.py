@@ -4,7 +4,7 @@ Adding an encoder: subclass `Encoder` with `name`, `modality`, `dim`, `_load` an
 decorate it with `@register` (or `@register_default`). Importing this package never imports torch.
 """
 
-from embridge.encoders import clap, clip, efficientnet, minilm, whisper  # noqa: F401  (registers them)
+from embridge.encoders import clap, clip, efficientnet, languagebind, minilm, whisper  # noqa: F401  (registers them)
 from embridge.encoders.base import (
     DEFAULT_ENCODERS,
     ENCODERS,
