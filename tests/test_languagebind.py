@@ -372,7 +372,7 @@ def test_depth_preprocessing_equals_the_authors_on_16_bit_pngs(data, models):
 
 
 def test_kaldi_fbank_port_equals_the_literal_torchaudio_port(data):
-    from embridge.encoders.languagebind import kaldi_fbank as ours
+    from embridge.encoders.languagebind_transforms import kaldi_fbank as ours
 
     ds = read_dataset(data["audio_csv"], "audio")
     for i in range(4):
