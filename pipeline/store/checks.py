@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from embridge.config.modalities import REQUIRED_SPLITS, SPLITS
 from embridge.errors import InputError
-from embridge.store.manifest import MANIFEST, Manifest, manifest_path
+from embridge.store.manifest import Manifest, manifest_path
 from embridge.store.reader import embeddings_view
 
 
@@ -104,7 +104,7 @@ class TableChecker:
         if manifest.class_names is not None and pc.any(pc.greater_equal(labels, len(manifest.class_names))).as_py():
             raise InputError(
                 f"{path}: column 'label' holds a value >= {len(manifest.class_names)}, "
-                f"but {MANIFEST} lists {len(manifest.class_names)} class names"
+                f"but {manifest_path(self.table_dir).name} lists {len(manifest.class_names)} class names"
             )
         nonfinite, zero = bad_rows(embeddings_view(batch))
         for rows, what in ((nonfinite, "NaN or Inf"), (zero, "an all-zero vector")):

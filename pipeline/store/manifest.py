@@ -43,8 +43,13 @@ def shard_name(index: int) -> str:
 def is_table_file(name: str) -> bool:
     """True for the names a table writer puts in a table folder: shards, the manifest, their temp files."""
     return bool(SHARD_RE.match(name)) or name in (MANIFEST, *OLD_MANIFESTS) or (
-        name.startswith((".part-", f".{MANIFEST}.", f".{JSON_MANIFEST}.")) and name.endswith(".tmp")
+        name.startswith((".part-", *(f".{m}." for m in (MANIFEST, *OLD_MANIFESTS)))) and name.endswith(".tmp")
     )
+
+
+def is_temp_file(name: str) -> bool:
+    """A table writer's temp file (a shard's or a manifest's): only a killed write leaves one behind."""
+    return name.startswith(".") and name.endswith(".tmp") and is_table_file(name)
 
 
 def replaceable(table_dir: str | Path):
@@ -54,8 +59,8 @@ def replaceable(table_dir: str | Path):
 
 
 def looks_like_table(folder: Path) -> bool:
-    """A folder holding shards or a writer's temp files: a table, complete or not."""
-    return any(SHARD_RE.match(p.name) or (p.name.startswith(".part-") and p.name.endswith(".tmp")) for p in folder.iterdir())
+    """A folder holding shards or a writer's temp files (a shard's or the manifest's): a table, complete or not."""
+    return any(SHARD_RE.match(p.name) or is_temp_file(p.name) for p in folder.iterdir())
 
 
 def schema(dim: int, dtype: str = "float32") -> pa.Schema:

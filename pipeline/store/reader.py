@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from embridge.errors import InputError
-from embridge.store.manifest import MANIFEST, META_COLUMNS, Manifest, read_manifest, schema
+from embridge.store.manifest import META_COLUMNS, Manifest, manifest_path, read_manifest, schema
 
 
 def open_shard(path: Path) -> pq.ParquetFile:
@@ -20,7 +20,7 @@ def open_shard(path: Path) -> pq.ParquetFile:
         # a read buffer instead of whole column chunks in memory: streaming stays bounded
         return pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
     except FileNotFoundError:
-        raise InputError(f"{path}: shard listed in {MANIFEST} does not exist") from None
+        raise InputError(f"{path}: shard listed in {manifest_path(path.parent).name} does not exist") from None
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{path}: corrupt or truncated Parquet file ({exc})") from None
 
@@ -38,7 +38,7 @@ def check_shard_schema(path: Path, pf: pq.ParquetFile, manifest: Manifest) -> No
             if got_t.list_size != manifest.dim:
                 raise InputError(
                     f"{path}: column 'embedding' has dimension {got_t.list_size}, "
-                    f"but {MANIFEST} says dim = {manifest.dim}"
+                    f"but {manifest_path(path.parent).name} says dim = {manifest.dim}"
                 )
             continue
         if got_t != want_t:
@@ -55,7 +55,7 @@ def _open_checked(table_dir: str | Path, manifest: Manifest) -> Iterator[tuple[P
         pf = open_shard(path)
         check_shard_schema(path, pf, manifest)
         if pf.metadata.num_rows != info.num_rows:
-            raise InputError(f"{path}: holds {pf.metadata.num_rows} rows but {MANIFEST} records {info.num_rows}")
+            raise InputError(f"{path}: holds {pf.metadata.num_rows} rows but {manifest_path(path.parent).name} records {info.num_rows}")
         yield path, pf
 
 

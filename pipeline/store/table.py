@@ -19,6 +19,7 @@ from embridge.store.manifest import (
     Manifest,
     has_manifest,
     looks_like_table,
+    manifest_path,
     read_manifest,
 )
 from embridge.store.reader import embeddings_view, iter_batches
@@ -129,7 +130,7 @@ def list_tables(root: str | Path) -> dict[str, Path]:
             modality = read_manifest(p).modality
             if modality != p.name:
                 raise InputError(
-                    f"{p}: the folder is named {p.name!r} but its {MANIFEST} records modality {modality!r}; "
+                    f"{p}: the folder is named {p.name!r} but its {manifest_path(p).name} records modality {modality!r}; "
                     f"one name must rule: rename the folder to {modality!r} or re-import with --modality {p.name}"
                 )
             found[p.name] = p

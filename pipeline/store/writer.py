@@ -18,6 +18,7 @@ from embridge.store.manifest import (
     SHARD_RE,
     Manifest,
     ShardInfo,
+    is_temp_file,
     remove_manifest,
     schema,
     shard_name,
@@ -149,10 +150,12 @@ class TableWriter:
 
 
 def remove_stale_shards(out_dir: Path, keep: int) -> None:
-    """Delete shards numbered >= keep and leftover temp files from an earlier, larger run."""
+    """Delete shards numbered >= keep (an earlier, larger run's) and the temp files, shards' and
+    manifests', that a killed write left: after the commit the folder holds only Parquet files, as
+    polars requires of a folder it reads."""
     for p in Path(out_dir).iterdir():
         m = SHARD_RE.match(p.name)
-        if (m and int(m.group(1)) >= keep) or (p.name.startswith(".part-") and p.name.endswith(".tmp")):
+        if (m and int(m.group(1)) >= keep) or is_temp_file(p.name):
             p.unlink()
 
 
