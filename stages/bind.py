@@ -41,11 +41,12 @@ def cli(features, out_root, params_file, budget_path, method, seed, device, prog
         cfg = dataclasses.replace(cfg, method=method)
     check_no_input_inside(out_root, [features], nested=True)  # an input is never an output
     tables = load_tables(features)
-    for m in tables:  # before any work: each out_root/<m> is absent, empty or a table
-        check_output_dir(Path(out_root) / m, replaceable(Path(out_root) / m))
     pairs = parse_pairs(p.pairs.train, modalities=tables)
     runs = ({s: (b, Path(out_root) / seed_name(s)) for s, b in budgets(budget_path).items()} if budget_path
             else {p.seed if seed is None else seed: (None, Path(out_root))})
+    for _, out in runs.values():  # before any work: each <out>/<m> (per seed) is absent, empty or a table
+        for m in tables:
+            check_output_dir(out / m, replaceable(out / m))
     with training_logs(progress, dvclive_dir):  # one log for every seed: each seed's loops under "seed-<s>/"
         for s, (budget, out) in runs.items():
             with train_log.scope(seed_name(s)):

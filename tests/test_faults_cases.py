@@ -279,6 +279,20 @@ def test_11_bind_output_is_never_its_input(tables, tmp_path):
     assert {p: p.read_bytes() for p in tables.rglob("*.parquet")} == before
 
 
+def test_11_bind_per_seed_outputs_keep_foreign_files(tables, tmp_path):
+    """With a budget (one bind per seed), each seed's <out>/seed-<s>/<m> is checked before any work."""
+    params = tmp_path / "params.yaml"
+    params.write_text("seeds: [0, 1]\ndevice: cpu\npairs: {train: [image-text, audio-text], pairs_per_class: 2}\n"
+                      "bind: {epochs: 1}\nsweep: {pairs_per_class: [1], methods: [raw]}\n")
+    ok(embridge("pairs", "--features", tables, "--params", params, "--out", tmp_path / "pairs"))
+    mine = tmp_path / "unified" / "seed-1" / "audio"
+    mine.mkdir(parents=True)
+    (mine / "part-00000.parquet").write_text("mine")  # a user's file that a table writer would replace
+    refused(embridge("bind", "--features", tables, "--budget", tmp_path / "pairs" / "2", "--params", params,
+                     "--out", tmp_path / "unified"), str(mine), "part-00000.parquet")
+    assert (mine / "part-00000.parquet").read_text() == "mine" and not (tmp_path / "unified" / "seed-0").exists()
+
+
 def test_12_failed_reimport_keeps_the_previous_table(tables, tmp_path):
     files = export(tables / "audio", tmp_path / "src")
     out = tmp_path / "t"
