@@ -57,6 +57,9 @@ def cli(tables_dir, map_dir, out_path, method_name, params_path, pairs, anchor, 
     cfg = p.section("evaluate")
     check_output_file(out_path)  # before any work
     check_no_input_inside(out_path, [tables_dir] + ([map_dir] if map_dir else []))
+    from embridge.evaluation import counting
+
+    counting.warm_up()  # the counting kernel loads while the tables are read (class relevance needs it)
     seeded = seed_entries(tables_dir)
     table_runs = {s: load_tables(d) for s, d in seeded.items()} or {p.seed if seed is None else seed: load_tables(tables_dir)}
     tables = next(iter(table_runs.values()))

@@ -1,5 +1,6 @@
 """The compiled counting kernel against brute force: exact counts and row maxima, with ties,
-near-equal thresholds (grid rounding), -inf entries, rows without thresholds, strided input."""
+near-equal thresholds (grid rounding), -inf entries, rows without thresholds, strided input; on both
+of its paths (the grid, per-threshold comparisons) and with rows of a block taking either."""
 
 import numpy as np
 import pytest
@@ -15,8 +16,9 @@ def brute(S, T, m):
     return out
 
 
+@pytest.mark.parametrize("path", ["grid", "compare", "mixed"])
 @pytest.mark.parametrize("case", ["continuous", "ties", "near", "tiny_range"])
-def test_count_rows_equals_bruteforce(case):
+def test_count_rows_equals_bruteforce(case, path):
     rng = np.random.default_rng(["continuous", "ties", "near", "tiny_range"].index(case))
     t, w, mm = 40, 700, 25
     if case == "ties":  # small integers: many scores equal to thresholds
@@ -41,9 +43,10 @@ def test_count_rows_equals_bruteforce(case):
     S[rng.random(S.shape) < 0.05] = -np.inf
     S = S[:, 3:]  # strided rows
     out = np.zeros((t, mm), dtype=np.int64)
-    row_max = counting.count_rows(S, T, m, out)
+    compare_max = {"grid": 0, "compare": mm, "mixed": mm // 2}[path]
+    row_max = counting.count_rows(S, T, m, out, compare_max)
     np.testing.assert_array_equal(out, brute(S, T, m))
     np.testing.assert_array_equal(row_max, S.max(axis=1))
     out2 = out.copy()
-    counting.count_rows(S, T, m, out2)  # adds to what is there
+    counting.count_rows(S, T, m, out2, compare_max)  # adds to what is there
     np.testing.assert_array_equal(out2, 2 * out)

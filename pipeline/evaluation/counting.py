@@ -7,16 +7,24 @@ Per score: its bin on a uniform grid of G = GRID_PER_RELEVANT * m bins (at most 
 the largest threshold, computed by one monotone function for scores and thresholds alike, gives the
 number of thresholds in lower bins (all below the score); the thresholds of its own bin, usually
 none, are compared exactly in float32. So the counts are exact whatever the float64 rounding of the
-grid (ties included: s >= t counts, -inf never does), with no data-dependent branch per score. Without numba (`HAVE_NUMBA` False) the scan sorts rows in numpy.
+grid (ties included: s >= t counts, -inf never does), with no data-dependent branch per score.
+A row with at most COMPARE_KERNEL_MAX thresholds is counted instead by one vectorized pass per
+threshold over each chunk of its scores (about 3 ns per score at 60 thresholds, the grid 5-7 ns).
+Without numba (`HAVE_NUMBA` False) the scan sorts rows in numpy.
 """
 
 from __future__ import annotations
+
+import atexit
+import threading
 
 import numpy as np
 
 GRID_PER_RELEVANT = 32  # grid bins per relevant score: most bins hold none, so most scores need no comparison
 MAX_GRID = 1 << 16  # at most this many bins per row (the look-up table stays in cache)
-CHUNK = 512  # scores binned per vectorized pass
+CHUNK = 512  # scores binned (or compared) per vectorized pass
+COMPARE_KERNEL_MAX = 96  # rows with at most this many thresholds: a comparison pass per threshold (0.05 ns per
+#                   score and threshold, vectorized) instead of the grid (5-7 ns per score at any count)
 
 try:  # numba is a dependency; the numpy path below it stays for environments that lack it
     from numba import njit
@@ -26,10 +34,11 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     HAVE_NUMBA = False
 
 
-def _count_rows(S, T, m, out, grid_per_relevant, max_grid):
+def _count_rows(S, T, m, out, grid_per_relevant, max_grid, compare_max):
     t, w = S.shape
     row_max = np.full(t, -np.inf, dtype=np.float32)
     bins = np.empty(CHUNK, dtype=np.int32)
+    chunk = np.empty(CHUNK, dtype=np.float32)
     zero = np.float32(0.0)
     for i in range(t):
         mi = m[i]
@@ -41,6 +50,21 @@ def _count_rows(S, T, m, out, grid_per_relevant, max_grid):
             row_max[i] = mx
             continue
         Ti = T[i]
+        if mi <= compare_max:  # few thresholds: one vectorized comparison pass each, chunk by chunk (in L1)
+            for c0 in range(0, w, CHUNK):
+                n = min(CHUNK, w - c0)
+                for g in range(n):  # a contiguous copy: the comparison loops below vectorize on it
+                    s = Si[c0 + g]
+                    chunk[g] = s
+                    mx = max(mx, s)
+                for j in range(mi):
+                    tj = Ti[j]
+                    c = np.int32(0)
+                    for g in range(n):
+                        c += np.int32(chunk[g] >= tj)
+                    out[i, j] += c
+            row_max[i] = mx
+            continue
         lo = Ti[0]
         G = min(grid_per_relevant * mi, max_grid)
         Gf = np.float32(G)
@@ -88,11 +112,41 @@ if HAVE_NUMBA:
         _count_rows_jit = njit(nogil=True)(_count_rows)
 
 
-def count_rows(S: np.ndarray, T: np.ndarray, m: np.ndarray, out: np.ndarray) -> np.ndarray:
+def count_rows(S: np.ndarray, T: np.ndarray, m: np.ndarray, out: np.ndarray,
+               compare_max: int = COMPARE_KERNEL_MAX) -> np.ndarray:
     """out[q, j] += #{g : S[q, g] >= T[q, j]} for j < m[q]; returns the row maxima of S.
 
     S: (t, w) float32 (-inf = not counted; any strides), T: (t, mm) float32, each row's first m[q]
-    entries ascending (+inf allowed: counted 0); m: (t,) int64; out: (t, mm) int64. Needs numba (`HAVE_NUMBA`)."""
+    entries ascending (+inf allowed: counted 0); m: (t,) int64; out: (t, mm) int64. Rows with at most
+    `compare_max` thresholds are counted by comparisons, the others on the grid (the same counts).
+    Needs numba (`HAVE_NUMBA`)."""
     T = np.ascontiguousarray(T, dtype=np.float32)
     m = np.minimum(m, (T < np.inf).sum(axis=1)).astype(np.int64)  # +inf thresholds: nothing scores >= them
-    return _count_rows_jit(S, T, m, out, GRID_PER_RELEVANT, MAX_GRID)
+    return _count_rows_jit(S, T, m, out, GRID_PER_RELEVANT, MAX_GRID, compare_max)
+
+
+def _warm() -> None:
+    """Load (or compile) the kernel for the two array layouts the scan passes (a whole tile, and
+    a tile's column slice), so that the first scan does not wait for it."""
+    S = np.zeros((1, 2), dtype=np.float32)
+    T, m = np.zeros((1, 1), dtype=np.float32), np.ones(1, dtype=np.int64)
+    for tile in (S, S[:, 1:]):
+        count_rows(tile, T, m, np.zeros((1, 1), dtype=np.int64))
+
+
+_WARMUP: threading.Thread | None = None
+_WARMUP_LOCK = threading.Lock()
+
+
+def warm_up() -> None:
+    """Start loading the kernel in a background thread, once per process (numba needs about 0.4 s
+    to load its cached kernel in a new process): callers start it before work the load can overlap
+    (reading tables, the scan's first sgemms); a call to the kernel that comes first waits for it
+    inside numba. The thread is joined at exit, so the interpreter never stops in the middle of it."""
+    global _WARMUP
+    with _WARMUP_LOCK:
+        if _WARMUP is not None or not HAVE_NUMBA:
+            return
+        _WARMUP = threading.Thread(target=_warm, name="embridge-numba-warmup", daemon=True)
+        _WARMUP.start()
+        atexit.register(_WARMUP.join)
