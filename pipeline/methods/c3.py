@@ -5,24 +5,35 @@ noise on training inputs only."""
 from __future__ import annotations
 
 import numpy as np
-from embridge.methods.base import l2_normalize
+from embridge.methods.base import l2_normalize, unit_rows64
 
 
 def modality_mean(X: np.ndarray) -> np.ndarray:
-    """Mean of the L2-normalized rows. X: (n, d) -> (d,) float64 (C^3 eq. 2: mu_m)."""
-    Xn = np.asarray(X, dtype=np.float64)
-    Xn = Xn / np.maximum(np.linalg.norm(Xn, axis=1, keepdims=True), 1e-12)
-    return Xn.mean(axis=0)
+    """Mean of the L2-normalized rows. X: (n, d) -> (d,) float64 (C^3 eq. 2: mu_m).
+    Rows are added in order, block by block: the same sum as one float64 reduction over all rows."""
+    X = np.asarray(X)
+    if X.flags.f_contiguous and not X.flags.c_contiguous:  # numpy sums a column-major array pairwise
+        Xn = X.astype(np.float64)
+        return (Xn / np.maximum(np.linalg.norm(Xn, axis=1, keepdims=True), 1e-12)).mean(axis=0)
+    total = np.zeros(X.shape[1], dtype=np.float64)
+    for rows, U in unit_rows64(X):
+        total = U.sum(axis=0) if rows.start == 0 else np.add.reduce(np.concatenate([total[None], U]), axis=0)
+    return total / len(X)
 
 
 def collapse_rows(X: np.ndarray, mean: np.ndarray | None, renormalize: bool = True) -> np.ndarray:
     """normalize(x) - mean, re-normalized when asked. X: (n, d) -> (n, d) float32.
-    With mean None only the normalization is applied."""
-    Z = l2_normalize(X)
-    if mean is None:
-        return Z
-    Z = Z.astype(np.float64) - mean[None, :]
-    return l2_normalize(Z) if renormalize else Z.astype(np.float32)
+    With mean None only the normalization is applied. Row-wise, block by block (`unit_rows64`)."""
+    X = np.asarray(X)
+    out = np.empty(X.shape, dtype=np.float32)
+    for rows, U in unit_rows64(X):
+        Z = U.astype(np.float32).astype(np.float64)  # the float32 unit rows, as l2_normalize gives them
+        if mean is None:
+            out[rows] = Z
+            continue
+        Z -= mean[None, :]
+        out[rows] = l2_normalize(Z) if renormalize else Z
+    return out
 
 
 def corrupt(X: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
