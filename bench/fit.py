@@ -27,10 +27,12 @@ import os
 import time
 from pathlib import Path
 
-# OpenMP threads that spin while waiting made torch training 6-10x slower on a shared machine
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import numpy as np
+from embridge.config.openmp import openmp_waits
+
+# the OpenMP waits of `embridge fit` (a few microseconds of spinning; embridge.config.openmp), set
+# before torch loads; OMP_WAIT_POLICY or GOMP_SPINCOUNT in the environment win
+openmp_waits("short_spin")
 
 HERE = Path(__file__).resolve().parent
 
@@ -114,8 +116,9 @@ def matmul_rate(device: str, n: int = 1024, repeat: int = 20) -> float:
 
 def bench_training(n: int, dim: int, epochs: int, device: str, repeat: int = 1) -> dict:
     """Train rows per second: epochs x train rows of the trained modality / fit seconds; and the share
-    of the matmul floor: matmul FLOPs of the fit (counted by torch's FlopCounterMode on a one-epoch
-    run, forward and backward, times epochs) at the matmul rate, over the fit's time. Each fit runs
+    of the matmul floor: matmul FLOPs of the fit (counted by torch's FlopCounterMode, forward and
+    backward, on a one- and a two-epoch run: the once-per-fit inference plus epochs x the per-epoch
+    difference) at the matmul rate, over the fit's time. Each fit runs
     `repeat` times, the rate is measured right before and after each run, and the fraction uses the
     best fit time against the best rate seen around that method's runs (conservative under load)."""
     from embridge.bind import BindConfig, bind_tables
@@ -134,10 +137,14 @@ def bench_training(n: int, dim: int, epochs: int, device: str, repeat: int = 1) 
     out = {"n": n, "dim": dim, "epochs": epochs, "train_rows": n_train, "device": device, "repeat": repeat}
     rates = []
     for name, fn in runs.items():
-        counter = FlopCounterMode(display=False)
-        with counter:
-            fn(1)
-        flops = counter.get_total_flops() * epochs
+        counted = []
+        for e in (1, 2):  # once-per-fit matmuls (inference over all rows) + epochs x per-epoch matmuls
+            counter = FlopCounterMode(display=False)
+            with counter:
+                fn(e)
+            counted.append(counter.get_total_flops())
+        per_epoch = counted[1] - counted[0]
+        flops = counted[0] + (epochs - 1) * per_epoch
         secs, around = [], []
         for _ in range(repeat):  # the matmul rate measured right before and after each fit (shared machine)
             around.append(matmul_rate(device))
@@ -179,7 +186,7 @@ def main() -> None:
     if "training" in parts:
         res["training"] = bench_training(args.n or 50_000 // s, 1024 // (4 if args.quick else 1), args.epochs, args.device,
                                          args.train_repeat)
-        res["training"]["omp_wait_policy"] = os.environ["OMP_WAIT_POLICY"]
+        res["training"]["openmp"] = {v: os.environ.get(v) for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     if "procrustes" in res:

@@ -55,11 +55,13 @@ def cli() -> None:
     from embridge.stages.options import reset_verbosity
 
     reset_verbosity()
+    from embridge.config.openmp import openmp_waits_for
+
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    # OpenMP threads that spin while waiting (the default of torch's and CTranslate2's runtimes)
-    # made training 6-10x slower on a shared 2-core machine; a sleeping wait costs nothing when idle.
-    # Set before any subcommand imports torch.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenMP threads that spin while waiting (the runtimes' default) made training 6-10x slower on a
+    # shared 2-core machine: sleeping waits, or a few microseconds of spinning in the training
+    # commands (config/openmp.py). Set before any subcommand imports torch.
+    openmp_waits_for(click.get_current_context().invoked_subcommand)
 
 
 MESSAGE_CHARS = 1500  # an error line quotes at most this much
