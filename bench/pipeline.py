@@ -79,7 +79,7 @@ def main() -> None:
     print("\n| stage family | stages | seconds |\n|---|---:|---:|")
     for fam, s in sorted(families.items(), key=lambda kv: -kv[1]):
         print(f"| {fam} | {sum(1 for n in stages if n.split('@')[0] == fam)} | {s:.1f} |")
-    print(f"| **total** (`dvc repro --force`, empty cache) | {len(stages)} | **{total:.1f}** ({total / 60:.0f} min {total % 60:.0f} s) |")
+    print(f"| **total** (`dvc repro --force`, empty cache) | {len(stages)} | **{total:.1f}** ({int(total // 60)} min {total % 60:.1f} s) |")
     print(f"{len(theirs)} result files compared with this checkout's: "
           + ("all byte-identical" if not differ else f"{len(differ)} differ: {differ}"))
     if args.keep:
