@@ -24,14 +24,12 @@ def modality_mean(X: np.ndarray) -> np.ndarray:
 def collapse_rows(X: np.ndarray, mean: np.ndarray | None, renormalize: bool = True) -> np.ndarray:
     """normalize(x) - mean, re-normalized when asked. X: (n, d) -> (n, d) float32.
     With mean None only the normalization is applied. Row-wise, block by block (`unit_rows64`)."""
+    if mean is None:
+        return l2_normalize(X)
     X = np.asarray(X)
     out = np.empty(X.shape, dtype=np.float32)
     for rows, U in unit_rows64(X):
-        Z = U.astype(np.float32).astype(np.float64)  # the float32 unit rows, as l2_normalize gives them
-        if mean is None:
-            out[rows] = Z
-            continue
-        Z -= mean[None, :]
+        Z = U.astype(np.float32).astype(np.float64) - mean[None, :]  # from the float32 unit rows, as before
         out[rows] = l2_normalize(Z) if renormalize else Z
     return out
 
