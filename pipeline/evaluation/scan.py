@@ -143,6 +143,20 @@ def _block_ap(T: np.ndarray, m: np.ndarray, irr_ge: np.ndarray) -> tuple[np.ndar
     return ap, first
 
 
+def _sgemm(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out = A @ B.T (float32) by torch's CPU BLAS, into the numpy buffer `out`. Not numpy's
+    OpenBLAS: on AVX-512 CPUs its sgemm kernel rounds a product differently by the column's position
+    in groups of 8, so two identical gallery rows scored in one call got different scores (measured
+    on an AMD EPYC: 3,888 of 4,096 identical columns differed); torch's gives every column of a call
+    of at least MIN_CALL_ROWS x MIN_CALL_COLS the same arithmetic (tests/test_ties.py)."""
+    import torch
+
+    torch.mm(torch.from_numpy(np.ascontiguousarray(A, dtype=np.float32)),
+             torch.from_numpy(np.ascontiguousarray(B, dtype=np.float32)).T,
+             out=torch.from_numpy(out))
+    return out
+
+
 def _aligned(n: int) -> np.ndarray:
     """An empty float32 (n,) whose data starts on a 64-byte boundary: OpenBLAS rounds a score
     differently depending on where its output starts, so every score block is written aligned."""
@@ -215,11 +229,11 @@ class _Scan:
         t, (s0, w) = len(xq_t), (tiles.start(i), tiles.w)
         xb = self.xb[s0 : s0 + w]
         if t >= MIN_CALL_ROWS and w >= MIN_CALL_COLS:
-            return np.matmul(xq_t, xb.T, out=_aligned(t * w).reshape(t, w) if out is None else out)
+            return _sgemm(xq_t, xb, _aligned(t * w).reshape(t, w) if out is None else out)
         A = np.zeros((max(t, MIN_CALL_ROWS), xq_t.shape[1]), dtype=np.float32)
         B = np.zeros((max(w, MIN_CALL_COLS), xb.shape[1]), dtype=np.float32)
         A[:t], B[:w] = xq_t, xb
-        return np.matmul(A, B.T, out=_aligned(len(A) * len(B)).reshape(len(A), len(B)))[:t, :w]
+        return _sgemm(A, B, _aligned(len(A) * len(B)).reshape(len(A), len(B)))[:t, :w]
 
     def block(self, rows: np.ndarray) -> None:
         nb, t = self.xb.shape[0], len(rows)
