@@ -1,5 +1,5 @@
 """Fused retrieval scan: one sgemm per (query block x gallery tile) feeds both the running top-k and
-the full-ranking counts that R@k, MRR and mAP need (CPU, numpy BLAS).
+the full-ranking counts that R@k, MRR and mAP need (CPU, torch's BLAS: see `_sgemm`).
 
 The gallery is scanned in key order (rows sorted by label, then pair code; queries likewise), so
 that the rows relevant to a block of queries (`Relevant`) fall into a few tiles. Those tiles are
@@ -297,8 +297,15 @@ def _blas_workers(workers: int | None):
     if n <= 1 or not blas.lib_controllers:
         yield 1
         return
-    with blas.limit(limits=1):
-        yield n
+    import torch  # the tile sgemms run on torch's BLAS (`_sgemm`): one thread each, too
+
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with blas.limit(limits=1):
+            yield n
+    finally:
+        torch.set_num_threads(torch_threads)
 
 
 def fused_scan(
