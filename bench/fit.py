@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from embridge.config.malloc import keep_freed_memory
 from embridge.config.openmp import openmp_waits
 
 # the OpenMP waits of `embridge fit` (a few microseconds of spinning; embridge.config.openmp), set
@@ -173,7 +174,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "fit.json")
     ap.add_argument("--only", nargs="+", choices=["procrustes", "cca", "training"], default=None,
                     help="run these parts only; the others are kept from an existing --out file")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="keep glibc's default malloc (not the training commands' settings, embridge.config.malloc)")
     args = ap.parse_args()
+    malloc_kept = False if args.default_malloc else keep_freed_memory()  # as `embridge fit` does
     s = 10 if args.quick else 1
     parts = args.only or ["procrustes", "cca", "training"]
     res = json.loads(args.out.read_text()) if args.only and args.out.exists() else {}
@@ -187,6 +191,7 @@ def main() -> None:
         res["training"] = bench_training(args.n or 50_000 // s, 1024 // (4 if args.quick else 1), args.epochs, args.device,
                                          args.train_repeat)
         res["training"]["openmp"] = {v: os.environ.get(v) for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+        res["training"]["keep_freed_memory"] = malloc_kept
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     if "procrustes" in res:

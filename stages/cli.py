@@ -55,13 +55,17 @@ def cli() -> None:
     from embridge.stages.options import reset_verbosity
 
     reset_verbosity()
-    from embridge.config.openmp import openmp_waits_for
+    from embridge.config.malloc import keep_freed_memory
+    from embridge.config.openmp import TRAINING_COMMANDS, openmp_waits_for
 
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     # OpenMP threads that spin while waiting (the runtimes' default) made training 6-10x slower on a
     # shared 2-core machine: sleeping waits, or a few microseconds of spinning in the training
     # commands (config/openmp.py). Set before any subcommand imports torch.
-    openmp_waits_for(click.get_current_context().invoked_subcommand)
+    command = click.get_current_context().invoked_subcommand
+    openmp_waits_for(command)
+    if command in TRAINING_COMMANDS:  # freed tables stay in the heap, not re-faulted (config/malloc.py)
+        keep_freed_memory()
 
 
 MESSAGE_CHARS = 1500  # an error line quotes at most this much

@@ -161,7 +161,7 @@ class EmergentBridge(NeuralMethod):
                 ps = [unit(g(a) + self.sigma_p * torch.randn(a.shape, generator=gen, device=dev))
                       for g in proxies.values()]
             has = pos.any(dim=1)
-            l_proxy = sum(proxy_loss(Z[has], p[has], u[has])["loss"] for p in ps) / len(ps)
+            l_proxy = sum(proxy_loss(*_rows(has, Z, p, u))["loss"] for p in ps) / len(ps)
             if self.projection == "gradient":
                 g_a = torch.autograd.grad(l_anchor, params, retain_graph=True)
                 g_p = torch.autograd.grad(l_proxy, params)
@@ -186,6 +186,12 @@ class EmergentBridge(NeuralMethod):
 
     def _transform_t(self, X: torch.Tensor, modality: str) -> torch.Tensor:
         return self.heads_["f"](X) if modality == self.new else X
+
+
+def _rows(has: torch.Tensor, *T: torch.Tensor) -> list[torch.Tensor]:
+    """The rows `has` (B,) bool of each (B, d) tensor. When every row is kept: views, not copies
+    (one autograd node per call, as the copies had, so gradients add up in the same order)."""
+    return [t.view_as(t) for t in T] if bool(has.all()) else [t[has] for t in T]
 
 
 def _regression_step(g, A, B, batch_size: int, gen: torch.Generator) -> torch.Tensor:
