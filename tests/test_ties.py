@@ -32,7 +32,9 @@ def duplicated(seed, nq, n_other, d, pairs):
 
 
 def paths():
-    out = [("fused", {"fused": True}), ("two-pass torch", {"fused": False, "backend": "torch"})]
+    # the fused scan with each of its tile sgemms (scan.SGEMM)
+    out = [("fused onednn", {"fused": True, "sgemm": "onednn"}), ("fused mkl", {"fused": True, "sgemm": "mkl"}),
+           ("two-pass torch", {"fused": False, "backend": "torch"})]
     if has_faiss():
         out.append(("two-pass faiss", {"fused": False, "backend": "faiss"}))
     import torch
@@ -45,7 +47,10 @@ def paths():
 @pytest.mark.parametrize("pairs", [True, False], ids=["pairs", "labels"])
 @pytest.mark.parametrize("d,nq,n_other", [(384, 200, 3000), (64, 37, 500), (1024, 3, 40)])
 @pytest.mark.parametrize("name,kw", paths(), ids=[p[0] for p in paths()])
-def test_duplicate_rows_tie_against_the_query(name, kw, d, nq, n_other, pairs):
+def test_duplicate_rows_tie_against_the_query(name, kw, d, nq, n_other, pairs, monkeypatch):
+    kw = dict(kw)
+    if "sgemm" in kw:
+        monkeypatch.setattr(scan, "SGEMM", kw.pop("sgemm"))
     xq, xb, q, b = duplicated(d + nq, nq, n_other, d, pairs)
     per = per_query(xq, xb, q, b, kmax=10, **kw)
     np.testing.assert_array_equal(per["m"], 1)
@@ -53,9 +58,11 @@ def test_duplicate_rows_tie_against_the_query(name, kw, d, nq, n_other, pairs):
     np.testing.assert_array_equal(per["ap"], 0.5)
 
 
+@pytest.mark.parametrize("sgemm", ["onednn", "mkl"])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_duplicate_rows_tie_with_small_tiles_and_blocks(monkeypatch, workers):
+def test_duplicate_rows_tie_with_small_tiles_and_blocks(monkeypatch, workers, sgemm):
     """Many tiles per block (relevant copies in tiles of their own, some scored twice) and blocks of odd sizes."""
+    monkeypatch.setattr(scan, "SGEMM", sgemm)
     monkeypatch.setattr(scan, "MIN_GALLERY_TILE", 1)
     monkeypatch.setattr(scan, "MIN_QUERY_BLOCK", 1)
     monkeypatch.setattr(scan, "HOLD_TILES", 1)
@@ -63,3 +70,17 @@ def test_duplicate_rows_tie_with_small_tiles_and_blocks(monkeypatch, workers):
     got = scan.fused_scan(xq, xb, q, b, 10, score_budget=20_000, tile=700, query_tile=47, workers=workers)
     np.testing.assert_array_equal(got["rank"], 2.0)
     np.testing.assert_array_equal(got["ap"], 0.5)
+
+
+def test_onednn_is_the_default_sgemm_where_torch_has_it():
+    """"auto" picks oneDNN's linear when torch was built with it (the CPU wheels are), and it agrees
+    with torch.mm to float32 rounding."""
+    import torch
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    assert scan.SGEMM == "auto" and scan._sgemm_kind() == "onednn"
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((64, 512), dtype=np.float32), rng.standard_normal((300, 512), dtype=np.float32)
+    np.testing.assert_allclose(scan._sgemm(A, B), A.astype(np.float64) @ B.T.astype(np.float64), rtol=0, atol=1e-3)
+

@@ -1,5 +1,5 @@
 """Fused retrieval scan: one sgemm per (query block x gallery tile) feeds both the running top-k and
-the full-ranking counts that R@k, MRR and mAP need (CPU, torch's BLAS: see `_sgemm`).
+the full-ranking counts that R@k, MRR and mAP need (CPU, torch's oneDNN or BLAS: see `_sgemm`).
 
 The gallery is scanned in key order (rows sorted by label, then pair code; queries likewise), so
 that the rows relevant to a block of queries (`Relevant`) fall into a few tiles. Those tiles are
@@ -143,17 +143,56 @@ def _block_ap(T: np.ndarray, m: np.ndarray, irr_ge: np.ndarray) -> tuple[np.ndar
     return ap, first
 
 
-def _sgemm(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out = A @ B.T (float32) by torch's CPU BLAS, into the numpy buffer `out`. Not numpy's
-    OpenBLAS: on AVX-512 CPUs its sgemm kernel rounds a product differently by the column's position
-    in groups of 8, so two identical gallery rows scored in one call got different scores (measured
-    on an AMD EPYC: 3,888 of 4,096 identical columns differed); torch's gives every column of a call
-    of at least MIN_CALL_ROWS x MIN_CALL_COLS the same arithmetic (tests/test_ties.py)."""
+SGEMM = "auto"  # tile sgemm: "onednn" (torch's oneDNN linear), "mkl" (torch.mm), "auto": oneDNN where torch has it
+
+
+def _sgemm_kind() -> str:
+    """The tile sgemm `_sgemm` uses: SGEMM, with "auto" resolved once per process (oneDNN when
+    torch was built with it and its linear op runs here, else torch.mm)."""
+    global _RESOLVED
+    if SGEMM != "auto":
+        return SGEMM
+    if _RESOLVED is None:
+        import torch
+
+        _RESOLVED = "mkl"
+        try:
+            if torch.backends.mkldnn.is_available():
+                x = torch.ones(2, 3)
+                if torch.equal(_onednn_linear(x, x), torch.full((2, 2), 3.0)):
+                    _RESOLVED = "onednn"
+        except (AttributeError, RuntimeError):  # an op renamed or missing in another torch build
+            pass
+    return _RESOLVED
+
+
+_RESOLVED: str | None = None
+
+
+def _onednn_linear(a, b):
+    """a @ b.T by oneDNN (the op torch's compiler emits for a CPU linear layer)."""
     import torch
 
-    torch.mm(torch.from_numpy(np.ascontiguousarray(A, dtype=np.float32)),
-             torch.from_numpy(np.ascontiguousarray(B, dtype=np.float32)).T,
-             out=torch.from_numpy(out))
+    return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+
+
+def _sgemm(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """A @ B.T (float32) by torch: oneDNN's linear (a new array) or torch.mm into the numpy buffer
+    `out` (a new aligned one when None) (`_sgemm_kind`). Both give every column of a call the same arithmetic, so identical
+    gallery rows get identical scores, for calls of at least MIN_CALL_ROWS x MIN_CALL_COLS
+    (tests/test_ties.py runs both). Not numpy's OpenBLAS: on this project's AVX-512 CPU its sgemm
+    rounds a product differently by the column's position (3,888 of 4,096 identical columns
+    differed from the first), in either orientation. oneDNN uses the full AVX-512 width there:
+    199 GFLOP/s a core at 375 x 11,184 x 512, against 88 for torch.mm (MKL) and 103 for OpenBLAS."""
+    import torch
+
+    a = torch.from_numpy(np.ascontiguousarray(A, dtype=np.float32))
+    b = torch.from_numpy(np.ascontiguousarray(B, dtype=np.float32))
+    if _sgemm_kind() == "onednn":
+        return _onednn_linear(a, b).numpy()
+    if out is None:
+        out = _aligned(len(A) * len(B)).reshape(len(A), len(B))
+    torch.mm(a, b.T, out=torch.from_numpy(out))
     return out
 
 
@@ -229,11 +268,11 @@ class _Scan:
         t, (s0, w) = len(xq_t), (tiles.start(i), tiles.w)
         xb = self.xb[s0 : s0 + w]
         if t >= MIN_CALL_ROWS and w >= MIN_CALL_COLS:
-            return _sgemm(xq_t, xb, _aligned(t * w).reshape(t, w) if out is None else out)
+            return _sgemm(xq_t, xb, out)
         A = np.zeros((max(t, MIN_CALL_ROWS), xq_t.shape[1]), dtype=np.float32)
         B = np.zeros((max(w, MIN_CALL_COLS), xb.shape[1]), dtype=np.float32)
         A[:t], B[:w] = xq_t, xb
-        return _sgemm(A, B, _aligned(len(A) * len(B)).reshape(len(A), len(B)))[:t, :w]
+        return _sgemm(A, B)[:t, :w]
 
     def block(self, rows: np.ndarray) -> None:
         nb, t = self.xb.shape[0], len(rows)
@@ -265,7 +304,8 @@ class _Scan:
         for i in range(tiles.n):
             S = held.pop(i, None)
             if S is None:
-                S = self.scores(xq_t, tiles, i, self.buffer(t * tiles.w).reshape(t, tiles.w))
+                buf = None if _sgemm_kind() == "onednn" else self.buffer(t * tiles.w).reshape(t, tiles.w)
+                S = self.scores(xq_t, tiles, i, buf)
             off, b0, b1 = tiles.owned(i)
             S = S[:, off:]  # the columns this tile owns: gallery positions [b0, b1)
             lo, hi = np.searchsorted(at, [b0, b1])
@@ -278,10 +318,13 @@ class _Scan:
 
 
 def _one_blas_thread() -> None:
-    """Worker initializer: a BLAS on OpenMP keeps its thread count per thread, so set it here too."""
+    """Worker initializer: a BLAS on OpenMP keeps its thread count per thread, so set it here too
+    (torch's included: a new thread starts with OpenMP's default, all cores, whatever the caller set)."""
+    import torch
     from threadpoolctl import ThreadpoolController
 
     ThreadpoolController().select(user_api="blas").limit(limits=1)  # dies with the thread
+    torch.set_num_threads(1)
 
 
 @contextmanager
@@ -297,7 +340,7 @@ def _blas_workers(workers: int | None):
     if n <= 1 or not blas.lib_controllers:
         yield 1
         return
-    import torch  # the tile sgemms run on torch's BLAS (`_sgemm`): one thread each, too
+    import torch  # the tile sgemms run on torch (`_sgemm`): one thread each, too
 
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
