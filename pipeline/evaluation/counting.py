@@ -8,8 +8,9 @@ the largest threshold, computed by one monotone function for scores and threshol
 number of thresholds in lower bins (all below the score); the thresholds of its own bin, usually
 none, are compared exactly in float32. So the counts are exact whatever the float64 rounding of the
 grid (ties included: s >= t counts, -inf never does), with no data-dependent branch per score.
-A row with at most COMPARE_KERNEL_MAX thresholds is counted instead by one vectorized pass per
-threshold over each chunk of its scores (about 3 ns per score at 60 thresholds, the grid 5-7 ns).
+A row with at most COMPARE_KERNEL_MAX thresholds is counted instead by vectorized comparison passes
+over each chunk of its scores, four thresholds a pass, skipping the thresholds above the chunk's
+maximum (about 2.3 ns per score at 60 thresholds, the grid 5-7 ns).
 Without numba (`HAVE_NUMBA` False) the scan sorts rows in numpy.
 """
 
@@ -50,19 +51,43 @@ def _count_rows(S, T, m, out, grid_per_relevant, max_grid, compare_max):
             row_max[i] = mx
             continue
         Ti = T[i]
-        if mi <= compare_max:  # few thresholds: one vectorized comparison pass each, chunk by chunk (in L1)
+        if mi <= compare_max:  # few thresholds: vectorized comparison passes, chunk by chunk (in L1)
             for c0 in range(0, w, CHUNK):
                 n = min(CHUNK, w - c0)
+                cmx = np.float32(-np.inf)
                 for g in range(n):  # a contiguous copy: the comparison loops below vectorize on it
                     s = Si[c0 + g]
                     chunk[g] = s
-                    mx = max(mx, s)
-                for j in range(mi):
+                    cmx = max(cmx, s)
+                mx = max(mx, cmx)
+                jn = 0  # thresholds above the chunk's maximum count nothing in it (T ascending)
+                while jn < mi and Ti[jn] <= cmx:
+                    jn += 1
+                j = 0
+                while j + 4 <= jn:  # four thresholds per pass: one load of each score feeds four compares
+                    t0, t1, t2, t3 = Ti[j], Ti[j + 1], Ti[j + 2], Ti[j + 3]
+                    a0 = np.int32(0)
+                    a1 = np.int32(0)
+                    a2 = np.int32(0)
+                    a3 = np.int32(0)
+                    for g in range(n):
+                        s = chunk[g]
+                        a0 += np.int32(s >= t0)
+                        a1 += np.int32(s >= t1)
+                        a2 += np.int32(s >= t2)
+                        a3 += np.int32(s >= t3)
+                    out[i, j] += a0
+                    out[i, j + 1] += a1
+                    out[i, j + 2] += a2
+                    out[i, j + 3] += a3
+                    j += 4
+                while j < jn:
                     tj = Ti[j]
                     c = np.int32(0)
                     for g in range(n):
                         c += np.int32(chunk[g] >= tj)
                     out[i, j] += c
+                    j += 1
             row_max[i] = mx
             continue
         lo = Ti[0]
