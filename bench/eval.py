@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -30,12 +31,16 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # sleeping, not spinning, OpenMP waits on a shared machine
 
 import numpy as np
+from embridge.config import malloc
 
 HERE = Path(__file__).resolve().parent
 # numba's cached counting kernel (about 0.4 s to load in a new process) is loaded before the timer,
 # as the child imports faiss and torch before it; `evaluate` hides the load behind reading its tables.
 # --kernel-load-timed puts it inside the timer (a cold first scan)
 LOAD_KERNEL = "before-timer"
+# every child (FAISS's and ours) starts with `embridge evaluate`'s malloc settings (config/malloc.py:
+# freed score tiles reused, not faulted in again); --default-malloc keeps glibc's defaults
+MALLOC_ENV: dict[str, str] = {}
 ROOT = HERE.parent
 
 CHILD = r"""
@@ -120,7 +125,7 @@ def run(data: Path, who: str, relevance: str, nq: int, nb: int, k: int, device: 
     """One timed child process. code: a folder holding another `embridge` package to time instead
     of the installed one (e.g. a symlink `embridge` -> an older checkout's pipeline/)."""
     args = [str(a) for a in (data, who, relevance, nq, nb, k, device, budget, LOAD_KERNEL)]
-    env = {**os.environ, "PYTHONPATH": ":".join(str(p) for p in (code, ROOT) if p)}
+    env = {**os.environ, **MALLOC_ENV, "PYTHONPATH": ":".join(str(p) for p in (code, ROOT) if p)}
     out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env)
     if out.returncode:
         raise RuntimeError(f"{who} {relevance} failed:\n{out.stderr}")
@@ -186,7 +191,7 @@ def sweep(args) -> None:
                       flush=True)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps({"k": args.k, "kernel_load": LOAD_KERNEL, "classes": args.classes, "repeat": args.repeat,
-                                           "score_budget": args.score_budget, "device": args.device,
+                                           "score_budget": args.score_budget, "malloc_env": MALLOC_ENV, "device": args.device,
                                            "cpu_count": os.cpu_count(), "rows": rows}, indent=2) + "\n")
     before = " before s | before / FAISS |" if args.before else ""
     print(f"\n| shape | d | relevance | FAISS s | ours s | ours / FAISS |{before}\n|---|---|---|---|---|---|"
@@ -218,9 +223,13 @@ def main() -> None:
     ap.add_argument("--before", type=Path, help="with --dims: also time the `embridge` package in this folder")
     ap.add_argument("--kernel-load-timed", action="store_true",
                     help="load numba's counting kernel inside the timed region (a cold first scan)")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="glibc's default malloc in every child (not `embridge evaluate`'s, embridge.config.malloc)")
     args = ap.parse_args()
     global LOAD_KERNEL
     LOAD_KERNEL = "timed" if args.kernel_load_timed else "before-timer"
+    if not args.default_malloc and not malloc.user_chose() and platform.libc_ver()[0] == "glibc":
+        MALLOC_ENV.update(malloc.environment())
     if args.dims:
         sweep(args)
         return
@@ -255,7 +264,7 @@ def main() -> None:
             res["check"] = check_against_faiss(args.data, rel, min(500, args.nq), args.nb, args.k)
 
     summary = {"nq": args.nq, "nb": args.nb, "dim": args.dim, "k": args.k, "classes": args.classes,
-               "score_budget": args.score_budget, "device": args.device, "cpu_count": os.cpu_count(),
+               "score_budget": args.score_budget, "malloc_env": MALLOC_ENV, "device": args.device, "cpu_count": os.cpu_count(),
                "gflop_per_pass": 2 * args.nq * args.nb * args.dim / 1e9, "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")

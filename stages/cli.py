@@ -55,8 +55,8 @@ def cli() -> None:
     from embridge.stages.options import reset_verbosity
 
     reset_verbosity()
-    from embridge.config.malloc import keep_freed_memory
-    from embridge.config.openmp import TRAINING_COMMANDS, openmp_waits_for
+    from embridge.config.malloc import MEMORY_COMMANDS, keep_freed_memory
+    from embridge.config.openmp import openmp_waits_for
 
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     # OpenMP threads that spin while waiting (the runtimes' default) made training 6-10x slower on a
@@ -64,7 +64,7 @@ def cli() -> None:
     # commands (config/openmp.py). Set before any subcommand imports torch.
     command = click.get_current_context().invoked_subcommand
     openmp_waits_for(command)
-    if command in TRAINING_COMMANDS:  # freed tables stay in the heap, not re-faulted (config/malloc.py)
+    if command in MEMORY_COMMANDS:  # freed tables and score tiles stay in the heap, not re-faulted (config/malloc.py)
         keep_freed_memory()
 
 

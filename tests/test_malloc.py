@@ -1,4 +1,4 @@
-"""glibc malloc keeps freed tables in the training commands (config/malloc.py): a second large array
+"""glibc malloc keeps freed tables in the training commands and `evaluate` (config/malloc.py): a second large array
 reuses touched pages instead of faulting in fresh ones; a user's own setting wins."""
 
 import os
@@ -9,7 +9,6 @@ import sys
 import pytest
 from click.testing import CliRunner
 from embridge.config import malloc
-from embridge.config.openmp import TRAINING_COMMANDS
 from embridge.stages.cli import cli
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
@@ -53,9 +52,10 @@ def test_the_users_setting_wins(user, monkeypatch):
 
 
 @pytest.mark.parametrize("command", ["fit", "bind", "sweep", "evaluate", "extract"])
-def test_only_the_training_commands_keep_freed_memory(command, monkeypatch):
+def test_only_the_training_commands_and_evaluate_keep_freed_memory(command, monkeypatch):
     calls = []
     monkeypatch.setattr(malloc, "keep_freed_memory", lambda: calls.append(command) or True)
     res = CliRunner().invoke(cli, [command, "--help"])
     assert res.exit_code == 0, res.output
-    assert calls == ([command] if command in TRAINING_COMMANDS else [])
+    assert calls == ([command] if command in ("fit", "bind", "sweep", "evaluate") else [])
+    assert malloc.MEMORY_COMMANDS == {"fit", "bind", "sweep", "evaluate"}

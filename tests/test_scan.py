@@ -129,3 +129,34 @@ def test_relevant_counts_equal_relevance_sums():
     for p_pair in (0.0, 0.5, 1.0):
         q, b = keys(rng, 30, 6, p_pair), keys(rng, 200, 9, p_pair, n_pair_codes=60)
         np.testing.assert_array_equal(relevant_counts(q, b), relevance(q, b).sum(axis=1))
+
+
+def test_the_gallery_is_gathered_tile_by_tile_not_copied():
+    """A gallery out of key order is scanned in key order through one gathered tile per thread, not
+    a reordered copy of the whole gallery (first-touch memory is what a small scan pays most for):
+    numpy's peak allocation stays below the gallery's size, and the results equal the scan
+    of the same gallery already in key order (permuted back)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    nq, nb, d = 64, 20_000, 128
+    xq = rng.standard_normal((nq, d), dtype=np.float32)
+    xb = rng.standard_normal((nb, d), dtype=np.float32)
+    q = RowKeys(rng.integers(0, 50, nq), np.full(nq, -1))
+    b = RowKeys(rng.integers(0, 50, nb), np.full(nb, -1))
+    run = lambda: fused_scan(xq, xb, q, b, 10, score_budget=1 << 16, tile=4096, query_tile=64, workers=1)  # noqa: E731
+    run()  # lazy imports (torch's sgemm, the counting kernel) allocate on the first call, not the scan
+    tracemalloc.start()
+    try:
+        out = run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # a reordered copy alone would be xb.nbytes (10.2 MB); measured: 5.6 MB, of it 2 MB the gathered tile
+    assert peak < xb.nbytes * 0.7, (peak, xb.nbytes)
+    order = np.lexsort((b.pairs, b.labels))
+    ref = fused_scan(xq, xb[order], q, RowKeys(b.labels[order], b.pairs[order]), 10, score_budget=1 << 16, tile=4096,
+                     query_tile=64, workers=1)
+    assert np.array_equal(out["D"], ref["D"]) and np.array_equal(out["I"], order[ref["I"]])
+    for key in ("ap", "m", "rank"):
+        np.testing.assert_array_equal(out[key], ref[key])

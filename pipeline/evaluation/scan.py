@@ -22,9 +22,12 @@ The running top-k keeps every item scoring >= the current k-th score and re-sort
 (score desc, index asc): ties at the cut-off keep the lowest gallery index, as `knn` documents.
 
 Query blocks run side by side on one thread per BLAS thread, each with a one-thread BLAS, so the
-counting overlaps the sgemm. Memory: a copy of the gallery in key order (unless it is in that order
-already), `(1 + HOLD_TILES) * score_budget` scores per thread (about 28 bytes of work space each),
-plus (nq, k) results and (block, m) relevant scores; it does not grow with nq x nb.
+counting overlaps the sgemm. Memory: `(1 + HOLD_TILES) * min(score_budget, TILE_SCORES)` scores per thread (about 28
+bytes of work space each) and one gallery tile per thread, gathered in key order before its sgemm
+(none when the gallery is in that order already), plus (nq, k) results and (block, m) relevant
+scores; it does not grow with nq x nb. The gallery itself is never copied: memory touched for the
+first time is what costs most on a small scan (about 3 s a GB on this project's machines, 0.37 s
+for a key-ordered copy of 60k x 512 against a 1.2 s FAISS search; `bench/RESULTS.md`).
 """
 # ruff: noqa: E741  (I is FAISS's name for neighbour ids: D, I = search(...))
 
@@ -51,6 +54,9 @@ BLOCKS_PER_WORKER = 4  # query blocks per worker thread, at least, when the quer
 HOLD_TILES = 2  # score tiles holding relevant items kept per block for the stream (more are scored again)
 MIN_CALL_ROWS = 32  # BLAS calls smaller than this many queries ...
 MIN_CALL_COLS = 256  # ... or gallery rows are zero-padded (small-matrix kernels round by position)
+TILE_SCORES = 1 << 20  # scores per sgemm call at most, below the caller's score_budget: each thread's few
+#   live tiles are memory touched for the first time in a new process (about 3 s a GB on this project's
+#   machines); 1 Mi against 4 Mi: 1.03 against 1.14 s (medians of 6) at 3k x 60k x 512, class relevance
 
 
 def _count(S_irr: np.ndarray, T: np.ndarray, m: np.ndarray | None):
@@ -227,10 +233,12 @@ class _Tiles:
 class _Scan:
     """Shared state of one fused scan; `block` runs one query block start to end (any thread: blocks
     write disjoint rows of the results). The gallery is scanned in the order `perm` (rows grouped by
-    their keys, so that a block's relevant rows fall into few tiles); xb_p = xb[perm]."""
+    their keys, so that a block's relevant rows fall into few tiles): scan position p is row perm[p]
+    of xb, and each tile's rows are gathered from xb just before its sgemm (`tile_rows`)."""
 
-    def __init__(self, xq, xb_p, perm, q: RowKeys, b: RowKeys, k: int, score_budget: int, tile: int, tb0: int):
-        self.xq, self.xb, self.perm, self.q = xq, xb_p, perm, q
+    def __init__(self, xq, xb, perm, q: RowKeys, b: RowKeys, k: int, score_budget: int, tile: int, tb0: int):
+        self.xq, self.xb, self.perm, self.q = xq, xb, perm, q
+        self.in_order = bool((perm == np.arange(len(perm))).all())  # then tiles are slices of xb
         self.pos = np.empty_like(perm)  # gallery row -> its position in the scan order
         self.pos[perm] = np.arange(len(perm))
         self.relevant = Relevant(b)
@@ -246,6 +254,19 @@ class _Scan:
         if buf is None or buf.size < size:
             buf = self.local.buf = _aligned(max(size, self.budget))
         return buf[:size]
+
+    def tile_rows(self, s0: int, w: int) -> np.ndarray:
+        """The gallery rows at scan positions [s0, s0 + w), (w, d): a slice of xb when it is in scan
+        order, else gathered into this thread's tile buffer (valid until its next call)."""
+        if self.in_order:
+            return self.xb[s0 : s0 + w]
+        d = self.xb.shape[1]
+        buf = getattr(self.local, "rows", None)
+        if buf is None or buf.size < w * d:
+            buf = self.local.rows = _aligned(w * d)
+        out = buf[: w * d].reshape(w, d)
+        np.take(self.xb, self.perm[s0 : s0 + w], axis=0, out=out, mode="clip")  # "raise" would buffer a copy
+        return out
 
     def relevant_rows(self, rows: np.ndarray) -> np.ndarray:
         """Gallery rows C (t, mm) int64 relevant to the queries `rows` (sorted by keys), row i holding
@@ -266,7 +287,7 @@ class _Scan:
         below (MIN_CALL_ROWS, MIN_CALL_COLS) are zero-padded to it (small-matrix kernels round by
         position and alignment; the packed kernels above do not)."""
         t, (s0, w) = len(xq_t), (tiles.start(i), tiles.w)
-        xb = self.xb[s0 : s0 + w]
+        xb = self.tile_rows(s0, w)
         if t >= MIN_CALL_ROWS and w >= MIN_CALL_COLS:
             return _sgemm(xq_t, xb, out)
         A = np.zeros((max(t, MIN_CALL_ROWS), xq_t.shape[1]), dtype=np.float32)
@@ -364,13 +385,13 @@ def fused_scan(
     """
     nq, nb = xq.shape[0], xb.shape[0]
     k = min(k, nb)
+    score_budget = min(score_budget, TILE_SCORES)
     m_max = int(relevant_counts(q, b).max(initial=0))
     wide = TILE_PER_RELEVANT * m_max if m_max > COMPARE_MAX else 0
     if m_max > COMPARE_MAX and USE_NUMBA:
         counting.warm_up()  # the kernel loads while the gallery is reordered and the first tiles are scored
     order = np.lexsort((q.pairs, q.labels))  # queries with the same keys side by side
     perm = np.lexsort((b.pairs, b.labels))  # the gallery in the same key order: relevant rows of a block close
-    xb_p = xb if (perm == np.arange(nb)).all() else xb[perm]
     with _blas_workers(workers) as n:
         # at least BLOCKS_PER_WORKER blocks per worker where the queries allow it, so none idles at the end
         query_tile = min(query_tile, max(MIN_QUERY_BLOCK, -(-nq // (BLOCKS_PER_WORKER * n))))
@@ -378,7 +399,7 @@ def fused_scan(
             query_tile = min(query_tile, SORT_QUERY_BLOCK)
         tb0 = min(nb, tile, max(MIN_GALLERY_TILE, score_budget // min(query_tile, nq), wide))
         tq = max(1, min(query_tile, nq, score_budget // tb0, score_budget // max(m_max, 1)))
-        scan = _Scan(xq, xb_p, perm, q, b, k, score_budget, tile, tb0)
+        scan = _Scan(xq, xb, perm, q, b, k, score_budget, tile, tb0)
         blocks = (order[i : i + tq] for i in range(0, nq, tq))
         if n == 1:
             for rows in blocks:
