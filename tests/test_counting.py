@@ -50,3 +50,28 @@ def test_count_rows_equals_bruteforce(case, path):
     out2 = out.copy()
     counting.count_rows(S, T, m, out2, compare_max)  # adds to what is there
     np.testing.assert_array_equal(out2, 2 * out)
+
+
+@pytest.mark.parametrize("compare_max", [0, 12, 96])
+def test_a_block_counted_tile_by_tile_equals_bruteforce_over_all_its_tiles(compare_max):
+    """counting.Counter keeps a block's grid and bin histograms across its tiles: the counts after
+    the last tile equal brute force over the whole row, whatever the tiles' widths and strides,
+    with thresholds equal to scores of other tiles, thresholds in one bin, and -inf entries."""
+    rng = np.random.default_rng(11)
+    t, mm = 30, 40
+    S = rng.standard_normal((t, 3_000)).astype(np.float32)
+    T = np.sort(rng.choice(S.ravel(), (t, mm)), axis=1)  # thresholds that some scores equal exactly
+    T[:4] = np.sort(np.float32(0.5) + rng.integers(0, 3, (4, mm)).astype(np.float32) * np.float32(6e-8), axis=1)
+    S[:4, :300] = np.float32(0.5) + rng.integers(-2, 5, (4, 300)).astype(np.float32) * np.float32(6e-8)
+    S[rng.random(S.shape) < 0.05] = -np.inf
+    m = rng.integers(0, mm + 1, t)
+    m[:4] = mm
+    T[np.arange(mm)[None, :] >= m[:, None]] = np.inf
+    counter = counting.Counter(T, m, compare_max)
+    out = np.zeros((t, mm), dtype=np.int64)
+    maxima = []
+    for a, b in ((0, 700), (700, 701), (701, 2_000), (2_000, 3_000)):
+        maxima.append(counter.add(S[:, a:b], out))  # column slices: strided rows
+    counter.finish(out)
+    np.testing.assert_array_equal(out, brute(S, T, m))
+    np.testing.assert_array_equal(np.max(maxima, axis=0), S.max(axis=1))

@@ -24,8 +24,9 @@ The running top-k keeps every item scoring >= the current k-th score and re-sort
 Query blocks run side by side on one thread per BLAS thread, each with a one-thread BLAS, so the
 counting overlaps the sgemm. Memory: `(1 + HOLD_TILES) * min(score_budget, TILE_SCORES)` scores per thread (about 28
 bytes of work space each) and one gallery tile per thread, gathered in key order before its sgemm
-(none when the gallery is in that order already), plus (nq, k) results and (block, m) relevant
-scores; it does not grow with nq x nb. The gallery itself is never copied: memory touched for the
+(none when the gallery is in that order already), plus (nq, k) results, (block, m) relevant
+scores and, with more than 96 relevant items, the counting kernel's bin histograms (at most 16 MiB
+a thread, `counting.GRID_CELLS`); it does not grow with nq x nb. The gallery itself is never copied: memory touched for the
 first time is what costs most on a small scan (about 3 s a GB on this project's machines, 0.37 s
 for a key-ordered copy of 60k x 512 against a 1.2 s FAISS search; `bench/RESULTS.md`).
 """
@@ -322,6 +323,8 @@ class _Scan:
         if T.shape[1] == 0:
             T = np.full((t, 1), np.inf, dtype=np.float32)
         irr_ge = np.zeros(T.shape, dtype=np.int64)
+        # the compiled kernel keeps the block's grid and histograms across its tiles (counting.Counter)
+        counter = counting.Counter(T, m) if T.shape[1] > COMPARE_MAX and USE_NUMBA else None
         for i in range(tiles.n):
             S = held.pop(i, None)
             if S is None:
@@ -331,9 +334,14 @@ class _Scan:
             S = S[:, off:]  # the columns this tile owns: gallery positions [b0, b1)
             lo, hi = np.searchsorted(at, [b0, b1])
             S[qi[lo:hi], at[lo:hi] - b0] = -np.inf  # relevant entries: scored above, not counted here
-            counts, S_sorted, row_max = _count(S, T, m)
-            irr_ge += counts
+            if counter is not None:
+                S_sorted, row_max = None, counter.add(S, irr_ge)
+            else:
+                counts, S_sorted, row_max = _count(S, T, m)
+                irr_ge += counts
             self.top.update(rows, S, self.perm[b0:b1], S_sorted, row_max)
+        if counter is not None:
+            counter.finish(irr_ge)
         self.ap[rows], self.first[rows] = _block_ap(T, m, irr_ge)
         self.m[rows] = m
 
