@@ -193,10 +193,10 @@ class Counter:
     out[q, j] then holds #{g : S[q, g] >= T[q, j]} over all tiles added (plus what it held).
 
     T: (t, mm) float32, each row's first m[q] entries ascending (+inf allowed: counted 0); m: (t,).
-    Rows with at most `compare_max` (default COMPARE_KERNEL_MAX) thresholds are counted by comparisons,
-    the others on the grid;
-    the grid rows' bin histograms (t x G int32, G <= GRID_CELLS / t) live until `finish`, so the
-    grid is built, and its histogram summed, once per block rather than once per tile.
+    Rows with at most `compare_max` (default COMPARE_KERNEL_MAX) thresholds are counted by
+    comparisons, the others on the grid; the grid rows' bin histograms (t x G int32, G <= GRID_CELLS
+    / t) live until `finish`, so the grid is built, and its histogram summed, once per block rather
+    than once per tile.
     Needs numba (`HAVE_NUMBA`)."""
 
     def __init__(self, T: np.ndarray, m: np.ndarray, compare_max: int | None = None):
@@ -219,6 +219,7 @@ class Counter:
         return _add_jit(S, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E, out)
 
     def finish(self, out: np.ndarray) -> None:
+        """Add the grid rows' counts over every tile added to out (the comparison rows are in it already)."""
         _finish_jit(self.m, self.G, self.first, self.H, self.E, out)
 
 

@@ -22,13 +22,14 @@ The running top-k keeps every item scoring >= the current k-th score and re-sort
 (score desc, index asc): ties at the cut-off keep the lowest gallery index, as `knn` documents.
 
 Query blocks run side by side on one thread per BLAS thread, each with a one-thread BLAS, so the
-counting overlaps the sgemm. Memory: `(1 + HOLD_TILES) * min(score_budget, TILE_SCORES)` scores per thread (about 28
-bytes of work space each) and one gallery tile per thread, gathered in key order before its sgemm
-(none when the gallery is in that order already), plus (nq, k) results, (block, m) relevant
-scores and, with more than 96 relevant items, the counting kernel's bin histograms (at most 16 MiB
-a thread, `counting.GRID_CELLS`); it does not grow with nq x nb. The gallery itself is never copied: memory touched for the
-first time is what costs most on a small scan (about 3 s a GB on this project's machines, 0.37 s
-for a key-ordered copy of 60k x 512 against a 1.2 s FAISS search; `bench/RESULTS.md`).
+counting overlaps the sgemm. Memory: `(1 + HOLD_TILES) * min(score_budget, TILE_SCORES)` scores
+per thread (about 28 bytes of work space each) and one gallery tile per thread, gathered in key
+order before its sgemm (none when the gallery is in that order already), plus (nq, k) results,
+(block, m) relevant scores and, with more than `counting.COMPARE_KERNEL_MAX` relevant items, the
+counting kernel's bin histograms (at most 16 MiB a thread, `counting.GRID_CELLS`); it does not grow
+with nq x nb. The gallery itself is never copied: memory touched for the first time is what costs
+most on a small scan (about 3 s a GB on this project's machines, 0.37 s for a key-ordered copy of
+60k x 512 against a 1.2 s FAISS search; `bench/RESULTS.md`).
 """
 # ruff: noqa: E741  (I is FAISS's name for neighbour ids: D, I = search(...))
 
