@@ -44,6 +44,14 @@ def test_a_freed_table_is_reused_not_faulted_again():
 
 
 @glibc
+def test_the_environment_form_keeps_freed_memory_too():
+    """malloc.environment() (what bench/eval.py gives its child processes) has the effect of
+    keep_freed_memory(): a child started with it reuses the freed array."""
+    default, kept = faults("default"), faults("default", **malloc.environment())
+    assert default > 100 and kept < min(50, default // 10), (default, kept)
+
+
+@glibc
 @pytest.mark.parametrize("user", [{"MALLOC_MMAP_THRESHOLD_": "131072"}, {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}])
 def test_the_users_setting_wins(user, monkeypatch):
     for k, v in user.items():

@@ -34,8 +34,9 @@ from embridge.config.openmp import TRAINING_COMMANDS
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -2, -3, -8  # mallopt's codes (malloc.h)
 SETTINGS = {M_MMAP_THRESHOLD: 1 << 30, M_TRIM_THRESHOLD: (1 << 31) - 1, M_TOP_PAD: 256 << 20, M_ARENA_MAX: 1}
-USER_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_",
-                  "MALLOC_ARENA_MAX")
+VARIABLES = {M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_", M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_",
+             M_TOP_PAD: "MALLOC_TOP_PAD_", M_ARENA_MAX: "MALLOC_ARENA_MAX"}  # each setting's environment variable
+USER_VARIABLES = (*VARIABLES.values(), "MALLOC_MMAP_MAX_")
 MEMORY_COMMANDS = TRAINING_COMMANDS | {"evaluate"}  # the subcommands that call keep_freed_memory()
 
 
@@ -46,9 +47,7 @@ def user_chose() -> bool:
 
 def environment() -> dict[str, str]:
     """SETTINGS as glibc's environment variables, for a child process (glibc reads them at its start)."""
-    names = {M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_", M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_",
-             M_TOP_PAD: "MALLOC_TOP_PAD_", M_ARENA_MAX: "MALLOC_ARENA_MAX"}
-    return {names[code]: str(value) for code, value in SETTINGS.items()}
+    return {VARIABLES[code]: str(value) for code, value in SETTINGS.items()}
 
 
 def keep_freed_memory() -> bool:
