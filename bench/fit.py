@@ -16,6 +16,7 @@ Data: `embridge.store.synth.make_synthetic` (C^3 geometry, seeded, in memory, no
     python bench/fit.py                          # as in the issue
     python bench/fit.py --quick                  # small sizes
     python bench/fit.py --device cuda            # throughput on the GPU
+    python bench/fit.py --only training --before /tmp/before   # and another `embridge` side by side
 Writes bench/results/fit.json and prints a table.
 """
 
@@ -161,6 +162,45 @@ def bench_training(n: int, dim: int, epochs: int, device: str, repeat: int = 1) 
     return out
 
 
+def side_by_side(args, before: Path) -> dict:
+    """The training part in child processes, ours and `before` (a folder holding an `embridge`
+    package, put first on PYTHONPATH) alternating, --train-repeat rounds of --child-repeat fits each; per side
+    the best fit time against the best matmul rate seen around that side's fits."""
+    import subprocess
+    import sys
+    import tempfile
+
+    runs: dict[str, list[dict]] = {"ours": [], "before": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.train_repeat):
+            for side in ("ours", "before"):
+                out = Path(tmp) / f"{side}{r}.json"
+                env = dict(os.environ)
+                if side == "before":
+                    env["PYTHONPATH"] = os.pathsep.join([str(before), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+                cmd = [sys.executable, __file__, "--only", "training", "--train-repeat", str(args.child_repeat), "--epochs",
+                       str(args.epochs), "--device", args.device, "--out", str(out)]
+                cmd += (["--n", str(args.n)] if args.n else []) + (["--quick"] if args.quick else [])
+                cmd += ["--default-malloc"] if args.default_malloc else []
+                subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+                runs[side].append(json.loads(out.read_text())["training"])
+    res = {"before_path": str(before), "rounds": args.train_repeat}
+    for side, rs in runs.items():
+        merged = {k: rs[0][k] for k in ("n", "dim", "epochs", "train_rows", "device")}
+        merged["repeat"] = len(rs)
+        merged["matmul_gflops"] = max(r["matmul_gflops"] for r in rs)
+        for name in ("bind", "cycle_mlp", "emergentbridge"):
+            secs = [s for r in rs for s in r[name]["seconds"]]
+            around = [g for r in rs for g in r[name]["matmul_gflops_around"]]
+            flops = rs[0][name]["matmul_gflop"] * 1e9
+            best, rate = min(secs), max(around)
+            merged[name] = {"seconds": secs, "best_seconds": best, "rows_per_second": merged["epochs"] * merged["train_rows"] / best,
+                            "matmul_gflop": flops / 1e9, "matmul_gflops_around": around,
+                            "achieved_gflops": flops / best / 1e9, "fraction_of_matmul_floor": flops / rate / 1e9 / best}
+        res[side] = merged
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -174,6 +214,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "fit.json")
     ap.add_argument("--only", nargs="+", choices=["procrustes", "cca", "training"], default=None,
                     help="run these parts only; the others are kept from an existing --out file")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="with --only training: also time the `embridge` package in this folder, in child "
+                         "processes alternating with ours (--train-repeat rounds)")
+    ap.add_argument("--child-repeat", type=int, default=2,
+                    help="with --before: timed fits of each method per child process (the first fit in a "
+                         "process is often the slowest)")
     ap.add_argument("--default-malloc", action="store_true",
                     help="keep glibc's default malloc (not the training commands' settings, embridge.config.malloc)")
     args = ap.parse_args()
@@ -187,7 +233,15 @@ def main() -> None:
     if "cca" in parts:
         res["cca"] = bench_cca(20_000 // s, 512 // (4 if args.quick else 1), args.cca_components,
                                args.cca_max_iter, args.repeat)
-    if "training" in parts:
+    if "training" in parts and args.before:
+        both = side_by_side(args, args.before)
+        res["training"], res["training_before"] = both["ours"], both["before"]
+        res["training"]["side_by_side"] = {"before": both["before_path"], "rounds": both["rounds"],
+                                           "fits_per_child": args.child_repeat}
+        res["training"]["openmp"] = {v: os.environ.get(v) for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+        res["training"]["keep_freed_memory"] = malloc_kept
+    elif "training" in parts:
+        res.pop("training_before", None)
         res["training"] = bench_training(args.n or 50_000 // s, 1024 // (4 if args.quick else 1), args.epochs, args.device,
                                          args.train_repeat)
         res["training"]["openmp"] = {v: os.environ.get(v) for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
@@ -203,9 +257,12 @@ def main() -> None:
         print(f"cca {c['n']:,} x {c['dim']}, {c['n_components']} components: ours {c['ours_best']:.3f} s, "
               f"sklearn {c['sklearn_seconds']:.1f} s (max_iter {c['sklearn_max_iter']}), speedup "
               f"{c['speedup_vs_sklearn']:.0f}x (target >= 20), max |rho - rho_sklearn| = {c['max_abs_diff_rho']:.1e}")
-    if "training" in res:
-        tr = res["training"]
-        print(f"training {tr['train_rows']:,} train rows x {tr['dim']}, {tr['epochs']} epochs on {tr['device']} "
+    for key in ("training", "training_before"):
+        if key not in res:
+            continue
+        tr = res[key]
+        side = " (before: " + res["training"]["side_by_side"]["before"] + ")" if key == "training_before" else ""
+        print(f"{key}{side}: {tr['train_rows']:,} train rows x {tr['dim']}, {tr['epochs']} epochs on {tr['device']} "
               f"(torch matmul {tr.get('matmul_gflops', float('nan')):.0f} GFLOP/s):")
         for name in ("bind", "cycle_mlp", "emergentbridge"):
             r = tr[name]

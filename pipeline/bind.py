@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from embridge.config.bind_config import BindConfig
 from embridge.config.device import resolve_device
 from embridge.errors import ConfigError
@@ -14,7 +13,7 @@ from embridge.methods.base import l2_normalize, package_versions
 from embridge.methods.heads import ProjectionHead
 from embridge.methods.losses import MultiPositiveInfoNCE
 from embridge.methods.train_log import epoch_log
-from embridge.methods.training import ContrastiveData, apply, generator, seeded, unit
+from embridge.methods.training import ContrastiveData, adamw, apply, generator, seeded, unit
 from embridge.pairing import LabelBudget, choose_budget, pair_rows
 from embridge.store import EmbeddingTable, TableWriter
 
@@ -32,11 +31,11 @@ def train_head(
         head = ProjectionHead(src.dim, anchor.dim, cfg.hidden).to(device)
     gen = generator(seed, device)
     loss_fn = MultiPositiveInfoNCE(cfg.tau)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adamw(head.parameters(), cfg.lr, cfg.weight_decay)
     log = epoch_log(f"bind/{src.modality}", cfg.epochs, data.steps_per_epoch(cfg.batch_size))
     for _ in log.steps():  # per-epoch hooks (progress bar, dvclive) run outside the step body
         ix, iy, pos = data.sample(cfg.batch_size, gen)
-        loss = loss_fn(unit(head(data.X[ix])), data.Y[iy], pos)["loss"]
+        loss = loss_fn(unit(head(data.X.index_select(0, ix))), data.Y.index_select(0, iy), pos)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

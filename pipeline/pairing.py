@@ -64,16 +64,17 @@ class Pairing:
     def n_instance(self) -> int:
         return int((self.tgt >= 0).sum())
 
-    def targets(self, Y: np.ndarray, tgt_labels: np.ndarray) -> np.ndarray:
+    def targets(self, Y: np.ndarray, tgt_labels: np.ndarray, dtype=np.float64) -> np.ndarray:
         """Target vector per pair: the partner row, or the mean of the class's target rows among
-        `tgt_rows` (e.g. Procrustes pairs a row with its class's anchor mean). Y: (n_tgt, d) -> (p, d)."""
-        Y = np.asarray(Y, dtype=np.float64)
-        out = np.empty((len(self.src), Y.shape[1]))
+        `tgt_rows` (e.g. Procrustes pairs a row with its class's anchor mean), the means summed in
+        float64 and the result in `dtype`. Y: (n_tgt, d) -> (p, d)."""
+        Y = np.asarray(Y)
+        out = np.empty((len(self.src), Y.shape[1]), dtype=dtype)
         inst = self.tgt >= 0
         out[inst] = Y[self.tgt[inst]]
         cls_rows = self.tgt_rows[tgt_labels[self.tgt_rows] >= 0]
         for c in np.unique(self.label[~inst]):
-            out[(~inst) & (self.label == c)] = Y[cls_rows[tgt_labels[cls_rows] == c]].mean(axis=0)
+            out[(~inst) & (self.label == c)] = Y[cls_rows[tgt_labels[cls_rows] == c]].astype(np.float64).mean(axis=0)
         return out
 
 

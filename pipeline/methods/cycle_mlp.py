@@ -11,6 +11,8 @@ from embridge.methods.neural import NeuralMethod
 from embridge.methods.train_log import epoch_log
 from embridge.methods.training import (
     ContrastiveData,
+    Shuffled,
+    adamw,
     check_training_params,
     corrupt_t,
     generator,
@@ -109,25 +111,26 @@ class CycleMLP(NeuralMethod):
                 P = self.pair(train[m], train[anchor])
                 paths[m] = ContrastiveData.build(train[m], train[anchor], P, Xp[m], Xp[anchor], dev)
         rows = {m: tensor(Xp[m], dev) for m in cyc}  # all train rows, for the cycle term
+        passes = {m: Shuffled(len(X), dev) for m, X in rows.items()}
         infonce, cosine = MultiPositiveInfoNCE(self.tau), CosineLoss()
         params = [p for h in self.heads_.values() for p in h.parameters()]
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        opt = adamw(params, self.lr, self.weight_decay)
         log = epoch_log(self.name, self.epochs, max(dd.steps_per_epoch(self.batch_size) for dd in data.values()))
         for _ in log.steps():  # per-epoch hooks (progress bar, dvclive) run outside the step body
             loss = 0.0
             for (s, t), dd in data.items():
                 ix, iy, pos = dd.sample(self.batch_size, gen)
-                Z = unit(self.heads_[f"{s}->{t}"](corrupt_t(dd.X[ix], self.corrupt_sigma, gen)))
-                loss = loss + infonce(Z, dd.Y[iy], pos)["loss"]
+                Z = unit(self.heads_[f"{s}->{t}"](corrupt_t(dd.X.index_select(0, ix), self.corrupt_sigma, gen)))
+                loss = loss + infonce(Z, dd.Y.index_select(0, iy), pos)["loss"]
             for m, dd in paths.items():
                 ix, iy, pos = dd.sample(self.batch_size, gen)
-                Z = self._transform_t(corrupt_t(dd.X[ix], self.corrupt_sigma, gen), m)
-                loss = loss + infonce(Z, dd.Y[iy], pos)["loss"]
+                Z = self._transform_t(corrupt_t(dd.X.index_select(0, ix), self.corrupt_sigma, gen), m)
+                loss = loss + infonce(Z, dd.Y.index_select(0, iy), pos)["loss"]
             if self.cycle_weight > 0:
                 for m in cyc:
                     X = rows[m]
                     if len(X) > self.batch_size:
-                        X = X[torch.randperm(len(X), generator=gen, device=dev)[: self.batch_size]]
+                        X = X.index_select(0, passes[m].batch(self.batch_size, gen))
                     loss = loss + self.cycle_weight * cosine(self._around(corrupt_t(X, self.corrupt_sigma, gen), m), X)["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import torch
 from embridge.errors import ConfigError
 from embridge.methods.losses import CosineLoss, MultiPositiveInfoNCE, ProxyLoss
@@ -13,6 +14,8 @@ from embridge.methods.neural import NeuralMethod
 from embridge.methods.train_log import epoch_log
 from embridge.methods.training import (
     ContrastiveData,
+    Shuffled,
+    adamw,
     check_training_params,
     corrupt_t,
     generator,
@@ -127,10 +130,11 @@ class EmergentBridge(NeuralMethod):
         proxies = {}
         for i, b in enumerate(bridges):
             P = self.pair(train[anchor], train[b])
-            A, B = tensor(Xp[anchor][P.src], dev), tensor(P.targets(Xp[b], train[b].labels), dev)
+            A, B = tensor(Xp[anchor][P.src], dev), tensor(P.targets(Xp[b], train[b].labels, np.float32), dev)
             g = self._new_head(f"g/{b}", {"kind": "residual", "dim": d_a, "hidden": self.hidden}, 1 + i)
+            rows = Shuffled(len(A), dev)
             self._train(g.parameters(), epoch_log(f"{self.name}/proxy_{b}", self.proxy_epochs, -(-len(A) // self.batch_size)),
-                        lambda g=g, A=A, B=B: _regression_step(g, A, B, self.batch_size, gen))
+                        lambda g=g, A=A, B=B, rows=rows: _regression_step(g, A, B, rows, self.batch_size, gen))
             proxies[b] = g.eval().requires_grad_(False)
         # 2. head f for the new modality
         d_n = train[self.new].dim
@@ -142,12 +146,12 @@ class EmergentBridge(NeuralMethod):
         data = ContrastiveData.build(train[self.new], train[anchor], P, Xp[self.new], Xp[anchor], dev)
         infonce, proxy_loss = MultiPositiveInfoNCE(self.tau), ProxyLoss(self.projection)
         params = list(f.parameters())
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        opt = adamw(params, self.lr, self.weight_decay)
         log = epoch_log(self.name, self.epochs, data.steps_per_epoch(self.batch_size))
         for _ in log.steps():  # per-epoch hooks (progress bar, dvclive) run outside the step body
             ix, iy, pos = data.sample(self.batch_size, gen)
-            Z = unit(f(corrupt_t(data.X[ix], self.corrupt_sigma, gen)))  # (B, d_a)
-            Ya = data.Y[iy]  # (C, d_a)
+            Z = unit(f(corrupt_t(data.X.index_select(0, ix), self.corrupt_sigma, gen)))  # (B, d_a)
+            Ya = data.Y.index_select(0, iy)  # (C, d_a)
             l_anchor = infonce(Z, Ya, pos)["loss"]
             log.loss = l_anchor
             opt.zero_grad(set_to_none=True)
@@ -156,7 +160,7 @@ class EmergentBridge(NeuralMethod):
                 opt.step()
                 continue
             with torch.no_grad():
-                a = Ya[pick_positive(pos, gen)]  # (B, d_a): one positive anchor per row
+                a = Ya.index_select(0, pick_positive(pos, gen))  # (B, d_a): one positive anchor per row
                 u = unit(a) if self.u == "anchor" else unit(pos.float() @ Ya + 1e-12 * a)
                 ps = [unit(g(a) + self.sigma_p * torch.randn(a.shape, generator=gen, device=dev))
                       for g in proxies.values()]
@@ -176,7 +180,7 @@ class EmergentBridge(NeuralMethod):
         f.eval()
 
     def _train(self, params, log, step_fn) -> None:
-        opt = torch.optim.AdamW(list(params), lr=self.lr, weight_decay=self.weight_decay)
+        opt = adamw(params, self.lr, self.weight_decay)
         for _ in log.steps():
             opt.zero_grad(set_to_none=True)
             loss = step_fn()
@@ -194,9 +198,11 @@ def _rows(has: torch.Tensor, *T: torch.Tensor) -> list[torch.Tensor]:
     return [t.view_as(t) for t in T] if bool(has.all()) else [t[has] for t in T]
 
 
-def _regression_step(g, A, B, batch_size: int, gen: torch.Generator) -> torch.Tensor:
-    idx = torch.randperm(len(A), generator=gen, device=A.device)[:batch_size] if len(A) > batch_size else slice(None)
-    return CosineLoss()(g(A[idx]), B[idx])["loss"]
+def _regression_step(g, A, B, rows: Shuffled, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+    if len(A) > batch_size:
+        idx = rows.batch(batch_size, gen)
+        A, B = A.index_select(0, idx), B.index_select(0, idx)
+    return CosineLoss()(g(A), B)["loss"]
 
 
 def _ablation(base: type, cls_name: str, name: str, fixed: dict, doc: str) -> type:

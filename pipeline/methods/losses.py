@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 
 class MultiPositiveInfoNCE(nn.Module):
@@ -12,7 +11,9 @@ class MultiPositiveInfoNCE(nn.Module):
     Khosla et al. 2020 / Tian et al. 2023): the cross-entropy between softmax(Z Y^T / tau) and the
     uniform distribution over each row's positives. Rows without a positive are left out.
 
-    Z: (B, d) unit rows, Y: (C, d) unit rows, pos: (B, C) bool.
+    Z: (B, d) unit rows, Y: (C, d) unit rows, pos: (B, C) bool. One autograd node
+    (`_MultiPositiveInfoNCE`): the softmax of the forward pass is the backward's gradient, minus
+    1/k at each row's k positives.
     """
 
     def __init__(self, tau: float = 0.05) -> None:
@@ -20,24 +21,50 @@ class MultiPositiveInfoNCE(nn.Module):
         self.tau = tau
 
     def forward(self, Z: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits = Z @ Y.T / self.tau  # (B, C)
-        has = pos.any(dim=1)
-        n_has = int(has.sum())
-        if n_has == 0:
-            loss = logits.sum() * 0.0
-        else:
-            if n_has < len(has):  # rows without a positive left out (no copy when every row has one)
-                logits, pos = logits[has], pos[has]
-            logp = F.log_softmax(logits, dim=1)
-            target = pos.float()
-            target = target / target.sum(dim=1, keepdim=True)
-            loss = -(target * logp).sum(dim=1).mean()
+        loss = _MultiPositiveInfoNCE.apply(Z, Y, pos, 1.0 / self.tau)
         return {"loss": loss, "infonce": loss.detach()}
 
 
-def project_off(V: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """P v = v - u (u . v) with P = I - u u^T per row. V, u: (B, d), u unit rows."""
-    return V - u * (V * u).sum(dim=1, keepdim=True)
+class _MultiPositiveInfoNCE(torch.autograd.Function):
+    """loss = mean over rows i with a positive of [logsumexp_j l_ij - mean_{j in pos_i} l_ij],
+    l = Z Y^T / tau. Backward: dl_ij = (softmax(l)_ij - pos_ij / k_i) / n (rows without a
+    positive: 0), dZ = dl Y / tau, dY = dl^T Z / tau, from the forward's saved softmax."""
+
+    @staticmethod
+    def forward(ctx, Z, Y, pos, inv_tau):
+        logits = torch.mm(Z, Y.T).mul_(inv_tau)  # (B, C)
+        rows, cols = pos.nonzero(as_tuple=True)
+        count = torch.bincount(rows, minlength=pos.shape[0])
+        has = count > 0
+        n_has = int(has.sum())
+        if n_has == 0:
+            ctx.n_has = 0
+            ctx.save_for_backward(Z, Y)
+            return logits.new_zeros(())
+        top, arg = logits.max(dim=1)
+        P = torch.softmax(logits, dim=1)
+        # logsumexp_j l_ij = max_j l_ij - log softmax_i(argmax) (that softmax is at least 1/C)
+        lse = top - P.gather(1, arg[:, None]).squeeze(1).log_()
+        inv_k = 1.0 / count.clamp_min(1).to(logits.dtype)
+        pos_mean = torch.zeros_like(lse).index_add_(0, rows, logits[rows, cols] * inv_k[rows])
+        loss = ((lse - pos_mean) * has).sum() / n_has
+        ctx.n_has, ctx.inv_tau, ctx.full = n_has, inv_tau, n_has == len(has)
+        ctx.save_for_backward(Z, Y, P, rows, cols, inv_k, has)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.n_has == 0:
+            Z, Y = ctx.saved_tensors
+            return torch.zeros_like(Z), torch.zeros_like(Y), None, None
+        Z, Y, P, rows, cols, inv_k, has = ctx.saved_tensors
+        G = P.index_put((rows, cols), P[rows, cols] - inv_k[rows])  # softmax - target
+        if not ctx.full:
+            G.mul_(has[:, None])
+        scale = grad * (ctx.inv_tau / ctx.n_has)
+        dZ = torch.mm(G, Y).mul_(scale) if ctx.needs_input_grad[0] else None
+        dY = torch.mm(G.T, Z).mul_(scale) if ctx.needs_input_grad[1] else None
+        return dZ, dY, None, None
 
 
 class ProxyLoss(nn.Module):
@@ -55,15 +82,61 @@ class ProxyLoss(nn.Module):
         self.projection = projection
 
     def forward(self, Z: torch.Tensor, p: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.projection == "feature":
-            Z, p = project_off(Z, u), project_off(p, u)
-        loss = ((Z - p) ** 2).sum(dim=1).mean()
+        loss = _SquaredDistance.apply(Z, p, u if self.projection == "feature" else None)
         return {"loss": loss, "proxy": loss.detach()}
 
 
+class _SquaredDistance(torch.autograd.Function):
+    """mean_i ||v_i||^2 with v = P (z - p) (P = I - u u^T; u None: P = I), one autograd node.
+    Backward: dz = 2 v / B (P v = v: P is a projection), dp = -dz."""
+
+    @staticmethod
+    def forward(ctx, Z, p, u):
+        v = Z - p
+        if u is not None:
+            v = torch.addcmul(v, u, torch.linalg.vecdot(v, u, dim=1).unsqueeze(1), value=-1.0)
+        ctx.save_for_backward(v)
+        return torch.linalg.vecdot(v.reshape(-1), v.reshape(-1)) / len(v)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (v,) = ctx.saved_tensors
+        dZ = v * (grad * (2.0 / len(v)))
+        return dZ, (-dZ if ctx.needs_input_grad[1] else None), None
+
+
 class CosineLoss(nn.Module):
-    """1 - cos(pred, target), averaged over rows: regression on the sphere. (B, d), (B, d)."""
+    """1 - cos(pred, target), averaged over rows: regression on the sphere. (B, d), (B, d).
+    cos as F.cosine_similarity: (x / max(|x|, eps)) . (y / max(|y|, eps)), in one autograd node."""
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss = (1 - F.cosine_similarity(pred, target, dim=1, eps=1e-8)).mean()
+        loss = _OneMinusCosine.apply(pred, target, 1e-8)
         return {"loss": loss, "cosine": loss.detach()}
+
+
+class _OneMinusCosine(torch.autograd.Function):
+    """mean_i (1 - cos_i), cos_i = x_i . y_i / (a_i b_i), a = max(|x|, eps), b = max(|y|, eps).
+    Backward: dx_i = -(g / B) (y_i / b_i - cos_i x_i / a_i) / a_i (the second term only where
+    |x_i| >= eps, as F.cosine_similarity's clamped norm), and dy_i alike."""
+
+    @staticmethod
+    def forward(ctx, X, Y, eps):
+        norms = [torch.linalg.vector_norm(T, dim=1) for T in (X, Y)]
+        small = [nrm < eps for nrm in norms]
+        a, b = (nrm.clamp_min(eps) for nrm in norms)
+        cos = torch.linalg.vecdot(X, Y, dim=1) / (a * b)
+        ctx.save_for_backward(X, Y, a, b, cos, *small)
+        return (1 - cos).mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        X, Y, a, b, cos, x_small, y_small = ctx.saved_tensors
+        g = -grad / len(X)
+
+        def d(A, B, na, nb, small):  # d cos / dA: (B / nb - cos A / na) / na
+            c = (cos / na).masked_fill_(small, 0.0)
+            return torch.addcmul(B / nb[:, None], A, c[:, None], value=-1.0).mul_((g / na)[:, None])
+
+        dX = d(X, Y, a, b, x_small) if ctx.needs_input_grad[0] else None
+        dY = d(Y, X, b, a, y_small) if ctx.needs_input_grad[1] else None
+        return dX, dY, None

@@ -11,7 +11,6 @@ import torch
 from embridge.errors import ConfigError
 from embridge.pairing import Pairing, pair_codes
 from torch import nn
-from torch.nn import functional as F
 
 INFER_ROWS = 65_536  # rows per forward pass at transform time
 
@@ -45,6 +44,37 @@ def relevance_t(pid_q, lab_q, pid_g, lab_g, all_paired: bool = False) -> torch.T
     return torch.where(both, pid_q[:, None] == pid_g[None, :], same_label)
 
 
+class Shuffled:
+    """The indices 0..n-1 in a fresh random order every pass (an epoch), drawn from the caller's
+    generator when a pass starts. `batch(k)`: the next k of this pass, its last batch shorter (a
+    shuffled DataLoader: every index once a pass); `stream(k)`: the next k, running on into the
+    next pass (always k indices, for k <= n)."""
+
+    def __init__(self, n: int, device) -> None:
+        self.n, self.device = int(n), device
+        self.order = torch.zeros(0, dtype=torch.int64, device=device)
+        self.at = self.n
+
+    def _new_pass(self, gen: torch.Generator) -> None:
+        self.order, self.at = torch.randperm(self.n, generator=gen, device=self.device), 0
+
+    def batch(self, k: int, gen: torch.Generator) -> torch.Tensor:
+        if self.at >= self.n:
+            self._new_pass(gen)
+        out = self.order[self.at : self.at + k]
+        self.at += k
+        return out
+
+    def stream(self, k: int, gen: torch.Generator) -> torch.Tensor:
+        out = self.order[self.at : self.at + k]
+        self.at += k
+        if self.at > self.n:  # this pass ran out: the rest from the next one
+            rest = self.at - self.n
+            self._new_pass(gen)
+            out, self.at = torch.cat([out, self.order[:rest]]), rest
+        return out
+
+
 @dataclass
 class ContrastiveData:
     """Paired rows on the device. X: (p, d_s) source rows; Y: (q, d_t) target candidates;
@@ -76,6 +106,8 @@ class ContrastiveData:
     def __post_init__(self) -> None:
         # every row on both sides paired: the positives mask is one comparison of pair ids
         self.all_paired = bool((self.pid_x >= 0).all() and (self.pid_y >= 0).all())
+        self._rows = Shuffled(len(self), self.X.device)  # the source rows' passes
+        self._candidates = Shuffled(self.Y.shape[0], self.Y.device)  # the candidates' stream
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -85,28 +117,68 @@ class ContrastiveData:
 
     def sample(self, batch_size: int, gen: torch.Generator):
         """A minibatch: source rows ix (B,), candidate rows iy (C,), positives (B, C) bool.
-        Full batch when everything fits; else B random rows and batch_size random candidates
-        plus the instance partners of the batch."""
+        Full batch when everything fits. Else the source rows go through one shuffle per epoch
+        (every row once per epoch, in batches of batch_size, the epoch's last one shorter, as a
+        shuffled DataLoader), and the candidates are the next batch_size rows of their own stream
+        of shuffles plus the instance partners of the batch."""
         dev = self.X.device
         p, q = len(self), self.Y.shape[0]
-        ix = torch.arange(p, device=dev) if p <= batch_size else torch.randperm(p, generator=gen, device=dev)[:batch_size]
+        ix = torch.arange(p, device=dev) if p <= batch_size else self._rows.batch(batch_size, gen)
         if q <= batch_size:
             iy = torch.arange(q, device=dev)
         else:
-            part = self.partner[ix]
-            iy = torch.cat([torch.randperm(q, generator=gen, device=dev)[:batch_size], part[part >= 0]]).unique()
-        pos = relevance_t(self.pid_x[ix], self.lab_x[ix], self.pid_y[iy], self.lab_y[iy], self.all_paired)
+            part = self.partner.index_select(0, ix)
+            iy = torch.cat([self._candidates.stream(batch_size, gen), part[part >= 0]]).unique()
+        pos = relevance_t(self.pid_x.index_select(0, ix), self.lab_x.index_select(0, ix),
+                          self.pid_y.index_select(0, iy), self.lab_y.index_select(0, iy), self.all_paired)
         return ix, iy, pos
 
 
 def pick_positive(pos: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """One positive column per row, uniformly at random (rows without one get column 0). (B, C) -> (B,)."""
-    r = torch.rand(pos.shape, generator=gen, device=pos.device)  # argmax of uniform scores on the positives
-    return torch.where(pos, r, torch.full_like(r, -1.0)).argmax(dim=1)
+    """One positive column per row, uniformly at random (rows without one get column 0). (B, C) -> (B,).
+    One uniform draw per row picks among the row's positives (in column order)."""
+    rows, cols = pos.nonzero(as_tuple=True)  # row-major: each row's positives in column order
+    count = torch.bincount(rows, minlength=pos.shape[0])
+    first = torch.cumsum(count, 0) - count  # where each row's positives start in cols
+    u = torch.rand(pos.shape[0], generator=gen, device=pos.device)
+    k = (u * count).long().clamp_max_((count - 1).clamp_min(0))  # uniform in 0..count-1
+    if len(cols) == 0:
+        return torch.zeros(pos.shape[0], dtype=torch.int64, device=pos.device)
+    return torch.where(count > 0, cols[(first + k).clamp_max_(len(cols) - 1)], 0)
 
 
-def unit(Z: torch.Tensor) -> torch.Tensor:
-    return F.normalize(Z, dim=-1, eps=1e-12)
+class _Unit(torch.autograd.Function):
+    """Rows divided by their norm (at least eps), with one fused backward:
+    dX = (dZ - Z (Z . dZ)) / ||x|| (rows below eps: dZ / eps)."""
+
+    @staticmethod
+    def forward(ctx, X, eps):
+        norm = torch.linalg.vector_norm(X, dim=-1, keepdim=True)
+        small = norm < eps
+        norm = norm.clamp_min(eps)
+        Z = X / norm
+        ctx.save_for_backward(Z, norm, small)
+        return Z
+
+    @staticmethod
+    def backward(ctx, dZ):
+        Z, norm, small = ctx.saved_tensors
+        dot = torch.linalg.vecdot(Z, dZ, dim=-1).unsqueeze(-1).masked_fill_(small, 0.0)
+        return torch.addcmul(dZ, Z, dot, value=-1.0).div_(norm), None
+
+
+def unit(Z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Unit rows (F.normalize's forward; a fused backward). (n, d) -> (n, d)."""
+    if not (torch.is_grad_enabled() and Z.requires_grad):
+        return Z / torch.linalg.vector_norm(Z, dim=-1, keepdim=True).clamp_min(eps)
+    return _Unit.apply(Z, eps)
+
+
+def adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel (one pass over each parameter a step; CPU and CUDA)."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 def corrupt_t(X: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
