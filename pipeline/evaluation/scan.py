@@ -155,33 +155,13 @@ SGEMM = "auto"  # tile sgemm: "onednn" (torch's oneDNN linear), "mkl" (torch.mm)
 
 
 def _sgemm_kind() -> str:
-    """The tile sgemm `_sgemm` uses: SGEMM, with "auto" resolved once per process (oneDNN when
-    torch was built with it and its linear op runs here, else torch.mm)."""
-    global _RESOLVED
+    """The tile sgemm `_sgemm` uses: SGEMM, with "auto" resolved to oneDNN when torch was built
+    with it and its linear op runs here (`embridge.gemm.onednn_available`), else torch.mm."""
     if SGEMM != "auto":
         return SGEMM
-    if _RESOLVED is None:
-        import torch
+    from embridge.gemm import onednn_available  # torch on first use only
 
-        _RESOLVED = "mkl"
-        try:
-            if torch.backends.mkldnn.is_available():
-                x = torch.ones(2, 3)
-                if torch.equal(_onednn_linear(x, x), torch.full((2, 2), 3.0)):
-                    _RESOLVED = "onednn"
-        except (AttributeError, RuntimeError):  # an op renamed or missing in another torch build
-            pass
-    return _RESOLVED
-
-
-_RESOLVED: str | None = None
-
-
-def _onednn_linear(a, b):
-    """a @ b.T by oneDNN (the op torch's compiler emits for a CPU linear layer)."""
-    import torch
-
-    return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+    return "onednn" if onednn_available() else "mkl"
 
 
 def _sgemm(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -197,7 +177,9 @@ def _sgemm(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.nd
     a = torch.from_numpy(np.ascontiguousarray(A, dtype=np.float32))
     b = torch.from_numpy(np.ascontiguousarray(B, dtype=np.float32))
     if _sgemm_kind() == "onednn":
-        return _onednn_linear(a, b).numpy()
+        from embridge.gemm import onednn_linear
+
+        return onednn_linear(a, b).numpy()
     if out is None:
         out = _aligned(len(A) * len(B)).reshape(len(A), len(B))
     torch.mm(a, b.T, out=torch.from_numpy(out))

@@ -4,6 +4,7 @@ projection (linear or one-hidden-layer MLP) between spaces of different dimensio
 from __future__ import annotations
 
 import torch
+from embridge.gemm import Linear
 from torch import nn
 
 
@@ -13,8 +14,8 @@ class ResidualMLP(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = Linear(dim, hidden)
+        self.fc2 = Linear(hidden, dim)
         nn.init.zeros_(self.fc2.weight)
         nn.init.zeros_(self.fc2.bias)
 
@@ -28,9 +29,9 @@ class ProjectionHead(nn.Module):
     def __init__(self, d_in: int, d_out: int, hidden: int = 0) -> None:
         super().__init__()
         if hidden > 0:
-            self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+            self.net = nn.Sequential(Linear(d_in, hidden), nn.GELU(), Linear(hidden, d_out))
         else:
-            self.net = nn.Linear(d_in, d_out)
+            self.net = Linear(d_in, d_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from embridge.gemm import mm_nt
 from torch import nn
 
 
@@ -32,7 +33,7 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, Z, Y, pos, inv_tau):
-        logits = torch.mm(Z, Y.T).mul_(inv_tau)  # (B, C)
+        logits = mm_nt(Z, Y).mul_(inv_tau)  # (B, C)
         rows, cols = pos.nonzero(as_tuple=True)
         count = torch.bincount(rows, minlength=pos.shape[0])
         has = count > 0
@@ -62,8 +63,8 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
         if not ctx.full:
             G.mul_(has[:, None])
         scale = grad * (ctx.inv_tau / ctx.n_has)
-        dZ = torch.mm(G, Y).mul_(scale) if ctx.needs_input_grad[0] else None
-        dY = torch.mm(G.T, Z).mul_(scale) if ctx.needs_input_grad[1] else None
+        dZ = mm_nt(G, Y.T).mul_(scale) if ctx.needs_input_grad[0] else None
+        dY = mm_nt(G.T, Z.T).mul_(scale) if ctx.needs_input_grad[1] else None
         return dZ, dY, None, None
 
 
