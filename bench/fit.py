@@ -286,12 +286,11 @@ def main() -> None:
         res["training"], res["training_before"] = both["ours"], both["before"]
         res["training"]["side_by_side"] = {"before": both["before_path"], "rounds": both["rounds"],
                                            "fits_per_child": args.child_repeat}
-        res["training"]["openmp"] = {v: os.environ.get(v) for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-        res["training"]["keep_freed_memory"] = malloc_kept
     elif "training" in parts:
         res.pop("training_before", None)
         res["training"] = bench_training(args.n or 50_000 // s, 1024 // (4 if args.quick else 1), args.epochs, args.device,
                                          args.train_repeat)
+    if "training" in parts:
         res["training"]["openmp"] = {v: os.environ.get(v) for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
         res["training"]["keep_freed_memory"] = malloc_kept
     args.out.parent.mkdir(parents=True, exist_ok=True)

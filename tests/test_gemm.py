@@ -25,10 +25,14 @@ def fp32_bound(a: torch.Tensor, b: torch.Tensor) -> float:
     return 4 * k * 2.0**-24 * float((a.abs().double() @ b.abs().double().T).max())
 
 
-def test_the_product_is_onednn_and_float32_accurate():
+def test_the_product_is_onednn_and_float32_accurate(monkeypatch):
     a, b = randn(300, 512, seed=1), randn(200, 512, seed=2)
     ref = a.double() @ b.double().T
+    calls = []
+    real = gemm.onednn_linear
+    monkeypatch.setattr(gemm, "onednn_linear", lambda *t: calls.append(t) or real(*t))
     out = gemm.mm_nt(a, b)
+    assert len(calls) == 1  # the product went to oneDNN, not torch.mm
     assert out.dtype == torch.float32 and out.shape == (300, 200)
     err = float((out.double() - ref).abs().max())
     assert err <= fp32_bound(a, b)
