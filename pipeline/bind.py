@@ -20,13 +20,16 @@ from embridge.store import EmbeddingTable, TableWriter
 
 def train_head(
     src: EmbeddingTable, anchor: EmbeddingTable, cfg: BindConfig, pairs_per_class: int, seed: int, device,
-    budget: LabelBudget | None = None,
+    budget: LabelBudget | None = None, unit_src: np.ndarray | None = None, unit_anchor: np.ndarray | None = None,
 ) -> ProjectionHead:
     """A head d_src -> d_anchor trained with multi-positive InfoNCE (positives: same pair_id, else
     same label) on the paired train rows of `budget` (None: at most `pairs_per_class` per class,
-    chosen with `seed`). Pass train splits."""
+    chosen with `seed`). Pass train splits; unit_src / unit_anchor: their rows already through
+    `l2_normalize` (None: normalized here)."""
     P = pair_rows(src, anchor, pairs_per_class, seed, budget=budget)
-    data = ContrastiveData.build(src, anchor, P, l2_normalize(src.X), l2_normalize(anchor.X), device)
+    unit_src = l2_normalize(src.X) if unit_src is None else unit_src
+    unit_anchor = l2_normalize(anchor.X) if unit_anchor is None else unit_anchor
+    data = ContrastiveData.build(src, anchor, P, unit_src, unit_anchor, device)
     with seeded(seed, device):
         head = ProjectionHead(src.dim, anchor.dim, cfg.hidden).to(device)
     gen = generator(seed, device)
@@ -64,12 +67,14 @@ def bind_tables(
         for m in p:
             if m not in tables:
                 raise ConfigError(f"pair {'-'.join(p)!r} names modality {m!r}, which does not exist; available: {sorted(tables)}")
+    unit_X = {m: l2_normalize(t.X) for m, t in tables.items()}  # row-wise: the train rows' are among them
     if cfg.method == "passthrough":
-        return {m: l2_normalize(t.X) for m, t in tables.items()}
+        return unit_X
     dev = resolve_device(device)
     pairs = {tuple(sorted(p)) for p in train_pairs}
-    out = {anchor: l2_normalize(tables[anchor].X)}
+    out = {anchor: unit_X[anchor]}
     train = {m: t.select_split("train") for m, t in tables.items()}
+    unit_train = {m: unit_X[m][t.split == "train"] for m, t in tables.items()}
     if budget is None:
         budget = choose_budget(train, [p for p in pairs if anchor in p], pairs_per_class, seed)
     for i, m in enumerate(sorted(tables)):
@@ -80,8 +85,9 @@ def bind_tables(
                 f"bind: modality {m!r} has no pair with the anchor {anchor!r} in pairs.train "
                 f"{['-'.join(p) for p in sorted(pairs)]}; a projection head needs {m}-{anchor} pairs"
             )
-        head = train_head(train[m], train[anchor], cfg, pairs_per_class, seed + i, dev, budget=budget)
-        out[m] = l2_normalize(apply(lambda x, h=head: unit(h(x)), l2_normalize(tables[m].X), dev))
+        head = train_head(train[m], train[anchor], cfg, pairs_per_class, seed + i, dev, budget=budget,
+                          unit_src=unit_train[m], unit_anchor=unit_train[anchor])
+        out[m] = l2_normalize(apply(lambda x, h=head: unit(h(x)), unit_X[m], dev))
     return out
 
 

@@ -30,24 +30,60 @@ FORMAT_VERSION = 1
 
 
 ROW_BLOCK = 256  # rows per block of the row-wise float64 passes (the temporaries stay in cache)
+ROW_THREADS = min(os.cpu_count() or 1, 8)  # threads for the row-wise passes (numpy's ufuncs release the GIL)
+_row_pool: tuple = (0, 0, None)  # (process id, threads, the ThreadPoolExecutor), made on first use
+
+
+def unit64(U: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """A block of rows in float64 divided by their norm (at least eps): (b, d) -> (b, d) float64, a copy."""
+    U = U.astype(np.float64)
+    np.divide(U, np.maximum(np.linalg.norm(U, axis=1, keepdims=True), eps), out=U)
+    return U
 
 
 def unit_rows64(Z: np.ndarray, eps: float = 1e-12):
-    """Yields (rows, U): U = the rows Z[rows] in float64 divided by their norm, block by block.
+    """Yields (rows, U): U = the rows Z[rows] in float64 divided by their norm, block by block, in order.
     Row-wise arithmetic, so the values equal those of one pass over the whole of Z, without its
     (n, d) float64 temporaries (their page faults cost 10x the arithmetic at 20k x 1024)."""
     for i in range(0, len(Z), ROW_BLOCK):
-        U = Z[i : i + ROW_BLOCK].astype(np.float64)
-        np.divide(U, np.maximum(np.linalg.norm(U, axis=1, keepdims=True), eps), out=U)
-        yield slice(i, i + len(U)), U
+        yield slice(i, min(i + ROW_BLOCK, len(Z))), unit64(Z[i : i + ROW_BLOCK], eps)
+
+
+def for_row_blocks(n: int, fn) -> None:
+    """fn(rows: slice) for every ROW_BLOCK-row block of 0..n-1, on ROW_THREADS threads, each taking
+    every ROW_THREADS-th block. For passes whose blocks are independent and write disjoint rows: the
+    result is that of one serial pass, bit for bit (2 threads: 1.7x on 20k x 1024 here)."""
+    global _row_pool
+    starts = range(0, n, ROW_BLOCK)
+    k = min(ROW_THREADS, len(starts))
+    if k <= 1:
+        for i in starts:
+            fn(slice(i, min(i + ROW_BLOCK, n)))
+        return
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    if _row_pool[0] != os.getpid() or _row_pool[1] < k:  # a forked child has no pool threads: a new pool
+        _row_pool = (os.getpid(), k, ThreadPoolExecutor(k, thread_name_prefix="embridge-rows"))
+
+    def run(j: int) -> None:
+        for i in starts[j::k]:
+            fn(slice(i, min(i + ROW_BLOCK, n)))
+
+    futures = [_row_pool[2].submit(run, j) for j in range(k)]
+    wait(futures)  # every thread done before returning or raising
+    for f in futures:
+        f.result()  # re-raises a block's error here
 
 
 def l2_normalize(Z: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of Z divided by their norm (computed in float64), as float32. Z: (n, d) -> (n, d)."""
     Z = np.asarray(Z)
     out = np.empty(Z.shape, dtype=np.float32)
-    for rows, U in unit_rows64(Z, eps):
-        out[rows] = U
+
+    def block(rows: slice) -> None:
+        out[rows] = unit64(Z[rows], eps)
+
+    for_row_blocks(len(Z), block)
     return out
 
 
