@@ -76,63 +76,70 @@ def _plan(T, m, grid_per_relevant, max_grid, cells, compare_max):
     return G, lo, scale, first
 
 
-def _add(S, T, m, G, lo, scale, first, H, E, out):
-    """One tile S (t, w): grid rows into their bin histogram H and exact corrections E, comparison rows
-    straight into out; returns the row maxima of S."""
+def _compare(chunk, n, Ti, jn, out_i):
+    """out_i[j] += #{g < n : chunk[g] >= Ti[j]} for j < jn, four thresholds a pass (one load of each
+    score feeds four compares; the n <= CHUNK scores stay in L1 across the passes). The counts are
+    summed in float32 lanes: compiled with reassociation allowed (`COMPARE_FASTMATH`) the sum
+    vectorizes as compare, select, add, and a sum of at most CHUNK ones is exact in any order. int32
+    sums of the comparisons vectorized four lanes wide here (LLVM: compare into a mask register, then
+    widen it): 0.107 ns per score and threshold against 0.043 in float lanes."""
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    j = 0
+    while j + 4 <= jn:
+        t0, t1, t2, t3 = Ti[j], Ti[j + 1], Ti[j + 2], Ti[j + 3]
+        a0 = zero
+        a1 = zero
+        a2 = zero
+        a3 = zero
+        for g in range(n):
+            s = chunk[g]
+            a0 += one if s >= t0 else zero
+            a1 += one if s >= t1 else zero
+            a2 += one if s >= t2 else zero
+            a3 += one if s >= t3 else zero
+        out_i[j] += np.int64(a0)
+        out_i[j + 1] += np.int64(a1)
+        out_i[j + 2] += np.int64(a2)
+        out_i[j + 3] += np.int64(a3)
+        j += 4
+    while j < jn:
+        tj = Ti[j]
+        c = zero
+        for g in range(n):
+            c += one if chunk[g] >= tj else zero
+        out_i[j] += np.int64(c)
+        j += 1
+
+
+def _add(S, cmax, T, m, G, lo, scale, first, H, E, out):
+    """One tile S (t, w) with its chunk maxima cmax (t, ceil(w / CHUNK)): grid rows into their bin
+    histogram H and exact corrections E, comparison rows straight into out. (numba leaves a float
+    maximum reduction unvectorized, 0.9 ns a score here; numpy's reduceat takes 0.19: see `Counter.add`.)"""
     t, w = S.shape
-    row_max = np.full(t, -np.inf, dtype=np.float32)
     bins = np.empty(CHUNK, dtype=np.int32)
     chunk = np.empty(CHUNK, dtype=np.float32)
     zero = np.float32(0.0)
     one = np.float32(1.0)
     for i in range(t):
         mi = m[i]
-        Si = S[i]
-        mx = np.float32(-np.inf)
         if mi == 0:
-            for g in range(w):
-                mx = max(mx, Si[g])
-            row_max[i] = mx
             continue
+        Si = S[i]
         Ti = T[i]
         if G[i] == 0:  # few thresholds: vectorized comparison passes, chunk by chunk (in L1)
-            for c0 in range(0, w, CHUNK):
-                n = min(CHUNK, w - c0)
-                cmx = np.float32(-np.inf)
-                for g in range(n):  # a contiguous copy: the comparison loops below vectorize on it
-                    s = Si[c0 + g]
-                    chunk[g] = s
-                    cmx = max(cmx, s)
-                mx = max(mx, cmx)
+            for c in range(cmax.shape[1]):
+                c0 = c * CHUNK
+                cmx = cmax[i, c]
                 jn = 0  # thresholds above the chunk's maximum count nothing in it (T ascending)
                 while jn < mi and Ti[jn] <= cmx:
                     jn += 1
-                j = 0
-                while j + 4 <= jn:  # four thresholds per pass: one load of each score feeds four compares
-                    t0, t1, t2, t3 = Ti[j], Ti[j + 1], Ti[j + 2], Ti[j + 3]
-                    a0 = np.int32(0)
-                    a1 = np.int32(0)
-                    a2 = np.int32(0)
-                    a3 = np.int32(0)
-                    for g in range(n):
-                        s = chunk[g]
-                        a0 += np.int32(s >= t0)
-                        a1 += np.int32(s >= t1)
-                        a2 += np.int32(s >= t2)
-                        a3 += np.int32(s >= t3)
-                    out[i, j] += a0
-                    out[i, j + 1] += a1
-                    out[i, j + 2] += a2
-                    out[i, j + 3] += a3
-                    j += 4
-                while j < jn:
-                    tj = Ti[j]
-                    c = np.int32(0)
-                    for g in range(n):
-                        c += np.int32(chunk[g] >= tj)
-                    out[i, j] += c
-                    j += 1
-            row_max[i] = mx
+                if jn == 0:
+                    continue
+                n = min(CHUNK, w - c0)
+                for g in range(n):  # a contiguous copy (vectorized): the comparison loops vectorize on it
+                    chunk[g] = Si[c0 + g]
+                _compare_jit(chunk, n, Ti, jn, out[i])
             continue
         # bin(v) = clamp(trunc((v - lo) * scale + 1), 0, G + 1), one float32 formula for scores and
         # thresholds, is monotone in v: thresholds in lower bins are < s, in higher bins > s, so only
@@ -141,10 +148,8 @@ def _add(S, T, m, G, lo, scale, first, H, E, out):
         li, si, top = lo[i], scale[i], np.float32(G[i] + 1)
         for c0 in range(0, w, CHUNK):
             n = min(CHUNK, w - c0)
-            for g in range(n):  # vectorized: bins and the row maximum
-                s = Si[c0 + g]
-                mx = max(mx, s)
-                bins[g] = np.int32(min(max((s - li) * si + one, zero), top))
+            for g in range(n):  # vectorized: the bins
+                bins[g] = np.int32(min(max((Si[c0 + g] - li) * si + one, zero), top))
             for g in range(n):
                 b = bins[g]
                 h = Hi[b]
@@ -157,8 +162,6 @@ def _add(S, T, m, G, lo, scale, first, H, E, out):
                         j += 1
                     Ei[j0] += 1  # s is >= the thresholds j0 .. j - 1 of its bin
                     Ei[j] -= 1
-        row_max[i] = mx
-    return row_max
 
 
 def _finish(m, G, first, H, E, out):
@@ -181,10 +184,17 @@ def _finish(m, G, first, H, E, out):
             out[i, j] += run
 
 
+# reassociation (and signed zeros ignored) for the comparison sums only: they add ones, exact in any order.
+# Not for the grid's bin formula, which must round the same in `_plan` and `_add`; no flag touches NaN
+# or infinities, so the comparisons themselves keep IEEE semantics (-inf never counts)
+COMPARE_FASTMATH = {"reassoc", "nsz"}
+
 if HAVE_NUMBA:
     try:  # compiled once, cached beside the module (or in the user's cache directory)
+        _compare_jit = njit(nogil=True, cache=True, fastmath=COMPARE_FASTMATH)(_compare)
         _plan_jit, _add_jit, _finish_jit = (njit(nogil=True, cache=True)(f) for f in (_plan, _add, _finish))
     except RuntimeError:  # no writable cache location: compile in every process instead
+        _compare_jit = njit(nogil=True, fastmath=COMPARE_FASTMATH)(_compare)
         _plan_jit, _add_jit, _finish_jit = (njit(nogil=True)(f) for f in (_plan, _add, _finish))
 
 
@@ -216,7 +226,12 @@ class Counter:
         self.columns += S.shape[1]
         if self.columns >= OCCUPIED:
             raise ValueError(f"a block of at most {OCCUPIED - 1:,} scores per row, got {self.columns:,}")
-        return _add_jit(S, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E, out)
+        t, w = S.shape
+        if w == 0:
+            return np.full(t, -np.inf, dtype=np.float32)
+        cmax = np.maximum.reduceat(S, np.arange(0, w, CHUNK), axis=1)  # (t, chunks): vectorized in numpy
+        _add_jit(S, cmax, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E, out)
+        return cmax.max(axis=1)
 
     def finish(self, out: np.ndarray) -> None:
         """Add the grid rows' counts over every tile added to out (the comparison rows are in it already)."""
