@@ -172,3 +172,31 @@ def test_the_gallery_is_gathered_tile_by_tile_not_copied():
     assert np.array_equal(out["D"], ref["D"]) and np.array_equal(out["I"], order[ref["I"]])
     for key in ("ap", "m", "rank"):
         np.testing.assert_array_equal(out[key], ref[key])
+
+
+@pytest.mark.skipif(not scan.counting.HAVE_NUMBA, reason="numba not installed")
+def test_compiled_topk_merge_equals_the_numpy_merge(monkeypatch):
+    """counting.merge_topk (the compiled TopK.update) against the numpy union-and-sort it replaces:
+    tiles of small integers (ties at the cut-off, broken by index), -inf entries, rows that start
+    empty, per-row (2-D) gallery indices, strided tiles and given row maxima."""
+    nq, k = 20, 6
+    tops = {}
+    for use_numba in (False, True):
+        monkeypatch.setattr(scan, "USE_NUMBA", use_numba)
+        top = scan.TopK(nq, k)
+        rng_u = np.random.default_rng(6)
+        for step in range(12):
+            rows = np.sort(rng_u.choice(nq, 8, replace=False)).astype(np.int64)
+            S = rng_u.integers(-3, 4, (8, 40)).astype(np.float32)
+            S[rng_u.random(S.shape) < 0.2] = -np.inf
+            if step % 3 == 0:  # per-row gallery indices, as the relevant scores are merged
+                cols = rng_u.permutation(1000)[: 8 * 40].reshape(8, 40).astype(np.int64)
+                top.update(rows, S, cols)
+            else:
+                cols = (step * 100 + rng_u.permutation(40)).astype(np.int64)
+                S_view = np.concatenate([S, np.zeros((8, 3), np.float32)], axis=1)[:, :40]  # strided rows
+                top.update(rows, S_view, cols, row_max=S.max(axis=1) if step % 2 else None)
+        tops[use_numba] = (top.D.copy(), top.I.copy())
+    np.testing.assert_array_equal(tops[True][0], tops[False][0])
+    np.testing.assert_array_equal(tops[True][1], tops[False][1])
+    assert (tops[True][1] >= 0).all()  # every row filled

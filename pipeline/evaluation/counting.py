@@ -184,6 +184,39 @@ def _finish(m, G, first, H, E, out):
             out[i, j] += run
 
 
+def _topk(S, cols, rows, row_max, D, I):
+    """Merge the tile S (t, w) into the running top-k lists D, I (nq, k) of the query rows `rows`
+    (t,): D[q] scores descending, I[q] their gallery indices, ties in index order; cols (w,) or
+    (t, w): each score's gallery index; -inf scores never enter; row_max (t,) (or empty): rows whose
+    maximum cannot enter are skipped. An item enters when it ranks before the list's last under
+    (score desc, index asc), by insertion: the same lists as sorting the union and keeping k."""
+    t, w = S.shape
+    k = D.shape[1]
+    skip = len(row_max) == t
+    per_row = cols.ndim == 2
+    ninf = np.float32(-np.inf)
+    for r in range(t):
+        q = rows[r]
+        Dq, Iq = D[q], I[q]
+        thr, thr_i = Dq[k - 1], Iq[k - 1]
+        if skip and row_max[r] < thr:
+            continue
+        Sr = S[r]
+        for g in range(w):
+            s = Sr[g]
+            if s < thr or s == ninf:
+                continue
+            c = cols[r, g] if per_row else cols[g]
+            if s == thr and thr_i >= 0 and c > thr_i:
+                continue
+            j = k - 1  # insert (s, c) at its place, dropping the last
+            while j > 0 and (Dq[j - 1] < s or (Dq[j - 1] == s and Iq[j - 1] > c)):
+                Dq[j], Iq[j] = Dq[j - 1], Iq[j - 1]
+                j -= 1
+            Dq[j], Iq[j] = s, c
+            thr, thr_i = Dq[k - 1], Iq[k - 1]
+
+
 # reassociation (and signed zeros ignored) for the comparison sums only: they add ones, exact in any order.
 # Not for the grid's bin formula, which must round the same in `_plan` and `_add`; no flag touches NaN
 # or infinities, so the comparisons themselves keep IEEE semantics (-inf never counts)
@@ -192,10 +225,11 @@ COMPARE_FASTMATH = {"reassoc", "nsz"}
 if HAVE_NUMBA:
     try:  # compiled once, cached beside the module (or in the user's cache directory)
         _compare_jit = njit(nogil=True, cache=True, fastmath=COMPARE_FASTMATH)(_compare)
-        _plan_jit, _add_jit, _finish_jit = (njit(nogil=True, cache=True)(f) for f in (_plan, _add, _finish))
+        _plan_jit, _add_jit, _finish_jit, _topk_jit = (njit(nogil=True, cache=True)(f)
+                                                       for f in (_plan, _add, _finish, _topk))
     except RuntimeError:  # no writable cache location: compile in every process instead
         _compare_jit = njit(nogil=True, fastmath=COMPARE_FASTMATH)(_compare)
-        _plan_jit, _add_jit, _finish_jit = (njit(nogil=True)(f) for f in (_plan, _add, _finish))
+        _plan_jit, _add_jit, _finish_jit, _topk_jit = (njit(nogil=True)(f) for f in (_plan, _add, _finish, _topk))
 
 
 class Counter:
@@ -249,13 +283,26 @@ def count_rows(S: np.ndarray, T: np.ndarray, m: np.ndarray, out: np.ndarray,
     return row_max
 
 
+def merge_topk(S: np.ndarray, cols: np.ndarray, rows: np.ndarray, D: np.ndarray, I: np.ndarray,
+               row_max: np.ndarray | None = None) -> None:
+    """`scan.TopK.update` compiled: merge S (t, w) float32 (-inf = left out; any strides) with gallery
+    indices cols (w,) or (t, w) int64 into D, I (nq, k) at the query rows `rows` (t,) int64, in place.
+    row_max (t,): the rows' maxima, to skip the rows that cannot enter. Needs numba (`HAVE_NUMBA`)."""
+    empty = np.empty(0, dtype=np.float32)
+    _topk_jit(S, cols, rows, empty if row_max is None else row_max, D, I)
+
+
 def _warm() -> None:
     """Load (or compile) the kernel for the two array layouts the scan passes (a whole tile, and
     a tile's column slice), so that the first scan does not wait for it."""
     S = np.zeros((1, 2), dtype=np.float32)
     T, m = np.zeros((1, 1), dtype=np.float32), np.ones(1, dtype=np.int64)
+    rows, D, I = np.zeros(1, dtype=np.int64), np.zeros((1, 1), dtype=np.float32), np.zeros((1, 1), dtype=np.int64)
     for tile in (S, S[:, 1:]):
         count_rows(tile, T, m, np.zeros((1, 1), dtype=np.int64))
+        for cols in (np.zeros(tile.shape[1], dtype=np.int64), np.zeros(tile.shape, dtype=np.int64)):
+            for row_max in (None, np.zeros(1, dtype=np.float32)):
+                merge_topk(tile, cols, rows, D, I, row_max)
 
 
 _WARMUP: threading.Thread | None = None

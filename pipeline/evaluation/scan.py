@@ -8,6 +8,8 @@ kept (HOLD_TILES; any others are scored again by the identical call) and the who
 streams past. In each tile the block's relevant entries are masked (taken above, once), and every
 other score adds, for every t_j, to the number of irrelevant items scoring >= t_j:
 
+- with numba (a dependency): the compiled kernel of `counting` for every m, which also merges the
+  running top-k (`counting.merge_topk`); without it:
 - m <= COMPARE_MAX: m vectorized comparisons per tile (`np.count_nonzero(S >= t_j)`);
 - larger m: each row of the tile is sorted once (float32, SIMD sort) and the sorted thresholds are
   located in it by binary search: #irrelevant >= t_j = w - #(scores < t_j), O(w log w + m log w);
@@ -46,7 +48,7 @@ from embridge.evaluation.relevance import Relevant, RowKeys, relevant_counts
 
 __all__ = ["TopK", "Relevant", "count_at_or_above", "fused_scan", "relevant_counts"]
 
-COMPARE_MAX = 4  # up to this many relevant items per query, count by comparisons (else the kernel or sorting)
+COMPARE_MAX = 4  # without numba: up to this many relevant items per query, count by comparisons (else sorting)
 USE_NUMBA = counting.HAVE_NUMBA  # larger counts: the compiled kernel (`counting`), else numpy's row sorts
 TILE_PER_RELEVANT = 8  # gallery tile >= this many times the largest relevant count (sort path)
 MIN_GALLERY_TILE = 4096  # smallest gallery tile the scan uses when the budget allows it
@@ -102,6 +104,9 @@ class TopK:
         S_sorted: S with each row sorted ascending, or row_max (t,) its row maxima, when the caller has
         them: then only the rows whose best score can enter are looked at (after the first tiles, a
         few rows of each block)."""
+        if USE_NUMBA and S_sorted is None:  # the compiled merge (`counting.merge_topk`): same lists
+            counting.merge_topk(S, cols, rows, self.D, self.I, row_max)
+            return
         k, w = self.k, S.shape[1]
         thr = self.D[rows, -1]  # current k-th score (-inf while a row holds fewer than k items)
         if S_sorted is not None or row_max is not None:
@@ -307,7 +312,7 @@ class _Scan:
             T = np.full((t, 1), np.inf, dtype=np.float32)
         irr_ge = np.zeros(T.shape, dtype=np.int64)
         # the compiled kernel keeps the block's grid and histograms across its tiles (counting.Counter)
-        counter = counting.Counter(T, m) if T.shape[1] > COMPARE_MAX and USE_NUMBA else None
+        counter = counting.Counter(T, m) if USE_NUMBA else None
         for i in range(tiles.n):
             S = held.pop(i, None)
             if S is None:
@@ -379,7 +384,7 @@ def fused_scan(
     score_budget = min(score_budget, TILE_SCORES)
     m_max = int(relevant_counts(q, b).max(initial=0))
     wide = TILE_PER_RELEVANT * m_max if m_max > COMPARE_MAX else 0
-    if m_max > COMPARE_MAX and USE_NUMBA:
+    if USE_NUMBA:
         counting.warm_up()  # the kernel loads while the gallery is reordered and the first tiles are scored
     order = np.lexsort((q.pairs, q.labels))  # queries with the same keys side by side
     perm = np.lexsort((b.pairs, b.labels))  # the gallery in the same key order: relevant rows of a block close
