@@ -200,3 +200,38 @@ def test_compiled_topk_merge_equals_the_numpy_merge(monkeypatch):
     np.testing.assert_array_equal(tops[True][0], tops[False][0])
     np.testing.assert_array_equal(tops[True][1], tops[False][1])
     assert (tops[True][1] >= 0).all()  # every row filled
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_blocks_scanned_together_give_the_results_of_blocks_alone(monkeypatch, use_numba):
+    """fused_scan groups query blocks (GROUP_BLOCKS) so that each gathered gallery tile serves all of
+    them; the tiles, calls and so the scores are those of each block alone: every output is equal,
+    bit for bit, to the ungrouped scan's (continuous scores, an out-of-order gallery, a short last
+    block, class and pair relevance), and to brute force."""
+    monkeypatch.setattr(scan, "USE_NUMBA", use_numba and scan.counting.HAVE_NUMBA)
+    monkeypatch.setattr(scan, "MIN_GALLERY_TILE", 1)
+    monkeypatch.setattr(scan, "MIN_QUERY_BLOCK", 1)
+    rng = np.random.default_rng(9)
+    xq = rng.standard_normal((203, 16)).astype(np.float32)
+    xb = rng.standard_normal((997, 16)).astype(np.float32)
+    q, b = keys(rng, 203, 7, 0.5), keys(rng, 997, 7, 0.5)
+    outs = {}
+    for group in (1, 2, 4):
+        monkeypatch.setattr(scan, "GROUP_BLOCKS", group)
+        outs[group] = fused_scan(xq, xb, q, b, 5, score_budget=2_000, tile=100, query_tile=10, workers=1)
+    for group in (2, 4):
+        for key in ("D", "I", "ap", "m", "rank"):
+            np.testing.assert_array_equal(outs[group][key], outs[1][key], err_msg=f"{key}, {group} blocks together")
+    D_ref, I_ref, rank_ref, ap_ref, m_ref = brute(xq, xb, q, b, 5)
+    np.testing.assert_array_equal(outs[4]["I"], I_ref)
+    np.testing.assert_array_equal(outs[4]["rank"], rank_ref)
+    np.testing.assert_allclose(outs[4]["ap"], ap_ref, rtol=0, atol=1e-12)
+
+
+def test_scan_blocks_refuses_blocks_of_different_lengths():
+    rng = np.random.default_rng(0)
+    xq, xb = rng.standard_normal((6, 4)).astype(np.float32), rng.standard_normal((9, 4)).astype(np.float32)
+    q, b = keys(rng, 6, 2, 0.0), keys(rng, 9, 2, 0.0)
+    s = scan._Scan(xq, xb, np.arange(9), q, b, 3, 1 << 20, 1 << 20, 9)
+    with pytest.raises(ValueError, match="one length"):
+        s.blocks([np.arange(4), np.arange(4, 6)])

@@ -24,12 +24,13 @@ The running top-k keeps every item scoring >= the current k-th score and re-sort
 (score desc, index asc): ties at the cut-off keep the lowest gallery index, as `knn` documents.
 
 Query blocks run side by side on one thread per BLAS thread, each with a one-thread BLAS, so the
-counting overlaps the sgemm. Memory: `(1 + HOLD_TILES) * min(score_budget, TILE_SCORES)` scores
-per thread (about 28 bytes of work space each) and one gallery tile per thread, gathered in key
-order before its sgemm (none when the gallery is in that order already), plus (nq, k) results,
-(block, m) relevant scores and, with more than `counting.COMPARE_KERNEL_MAX` relevant items, the
-counting kernel's bin histograms (at most 16 MiB a thread, `counting.GRID_CELLS`); it does not grow
-with nq x nb. The gallery itself is never copied: memory touched for the first time is what costs
+counting overlaps the sgemm; each thread scans up to GROUP_BLOCKS blocks of one length together,
+so that each gallery tile it gathers serves all of them. Memory: `(1 + GROUP_BLOCKS * HOLD_TILES)
+* min(score_budget, TILE_SCORES)` scores per thread (about 28 bytes of work space each) and one
+gallery tile per thread, gathered in key order before its sgemms (none when the gallery is in that
+order already), plus (nq, k) results, (block, m) relevant scores and, with more than
+`counting.COMPARE_KERNEL_MAX` relevant items, the counting kernel's bin histograms (at most 16 MiB
+a block, `counting.GRID_CELLS`); it does not grow with nq x nb. The gallery itself is never copied: memory touched for the first time is what costs
 most on a small scan (about 3 s a GB on this project's machines, 0.37 s for a key-ordered copy of
 60k x 512 against a 1.2 s FAISS search; `bench/RESULTS.md`).
 """
@@ -41,6 +42,7 @@ import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 from embridge.evaluation import counting
@@ -56,6 +58,9 @@ MIN_QUERY_BLOCK = 64  # smallest query block made to give every worker several b
 SORT_QUERY_BLOCK = 512  # at most this many queries per block when tile rows are sorted (sgemm stays efficient)
 BLOCKS_PER_WORKER = 4  # query blocks per worker thread, at least, when the queries allow it
 HOLD_TILES = 2  # score tiles holding relevant items kept per block for the stream (more are scored again)
+GROUP_BLOCKS = 4  # query blocks scanned together, sharing each gathered gallery tile (fewer where the
+#   workers would otherwise get under 2 groups each); an out-of-order gallery's tiles are gathered once
+#   per group instead of once per block
 MIN_CALL_ROWS = 32  # BLAS calls smaller than this many queries ...
 MIN_CALL_COLS = 256  # ... or gallery rows are zero-padded (small-matrix kernels round by position)
 TILE_SCORES = 1 << 20  # scores per sgemm call at most, below the caller's score_budget: each thread's few
@@ -271,12 +276,14 @@ class _Scan:
             C[s:e, : len(cols)] = cols
         return C
 
-    def scores(self, xq_t: np.ndarray, tiles: _Tiles, i: int, out: np.ndarray | None) -> np.ndarray:
+    def scores(self, xq_t: np.ndarray, tiles: _Tiles, i: int, out: np.ndarray | None,
+               xb: np.ndarray | None = None) -> np.ndarray:
         """S (t, w) = xq_t @ (tile i of the gallery).T by one BLAS call of the block's shape; calls
         below (MIN_CALL_ROWS, MIN_CALL_COLS) are zero-padded to it (small-matrix kernels round by
-        position and alignment; the packed kernels above do not)."""
+        position and alignment; the packed kernels above do not). xb: the tile's rows when the
+        caller has them (`tile_rows`), else gathered here."""
         t, (s0, w) = len(xq_t), (tiles.start(i), tiles.w)
-        xb = self.tile_rows(s0, w)
+        xb = self.tile_rows(s0, w) if xb is None else xb
         if t >= MIN_CALL_ROWS and w >= MIN_CALL_COLS:
             return _sgemm(xq_t, xb, out)
         A = np.zeros((max(t, MIN_CALL_ROWS), xq_t.shape[1]), dtype=np.float32)
@@ -284,9 +291,40 @@ class _Scan:
         A[:t], B[:w] = xq_t, xb
         return _sgemm(A, B)[:t, :w]
 
+    def blocks(self, groups: list[np.ndarray]) -> None:
+        """Scan the query blocks `groups` (each a (t,) array of query rows) together: every gallery
+        tile is gathered once for all of them (the gather of a key-ordered tile costs a fifth of its
+        sgemm at d = 512), then each block scores, counts and merges it in turn. The blocks have
+        one length, so their tiles are those each would have alone: the same calls, the same scores."""
+        t = len(groups[0])
+        if any(len(rows) != t for rows in groups):
+            raise ValueError(f"blocks scanned together must have one length, got {[len(r) for r in groups]}")
+        tiles = _Tiles(self.xb.shape[0], min(self.xb.shape[0], self.tile, max(self.tb0, self.budget // t)))
+        states = [self._begin(rows, tiles) for rows in groups]
+        for i in range(tiles.n):
+            xb = None
+            for st in states:
+                S = st.held.pop(i, None)
+                if S is None:
+                    if xb is None:
+                        xb = self.tile_rows(tiles.start(i), tiles.w)
+                    buf = None if _sgemm_kind() == "onednn" else self.buffer(len(st.rows) * tiles.w).reshape(-1, tiles.w)
+                    S = self.scores(st.xq_t, tiles, i, buf, xb)
+                self._count_tile(st, tiles, i, S)
+        for st in states:
+            if st.counter is not None:
+                st.counter.finish(st.irr_ge)
+            self.ap[st.rows], self.first[st.rows] = _block_ap(st.T, st.m, st.irr_ge)
+            self.m[st.rows] = st.m
+
     def block(self, rows: np.ndarray) -> None:
-        nb, t = self.xb.shape[0], len(rows)
-        tiles = _Tiles(nb, min(nb, self.tile, max(self.tb0, self.budget // t)))
+        """One query block start to end."""
+        self.blocks([rows])
+
+    def _begin(self, rows: np.ndarray, tiles: _Tiles) -> _Block:
+        """A block's relevant scores (read from the tiles holding them, HOLD_TILES of those kept),
+        its thresholds and its counters, before the gallery streams past."""
+        t = len(rows)
         xq_t = self.xq[rows]  # (t, d)
         C = self.relevant_rows(rows)
         valid = C >= 0
@@ -310,28 +348,40 @@ class _Scan:
         T = np.sort(np.where(valid, S_rel, np.float32(np.inf)), axis=1)  # thresholds, ascending, +inf padded
         if T.shape[1] == 0:
             T = np.full((t, 1), np.inf, dtype=np.float32)
-        irr_ge = np.zeros(T.shape, dtype=np.int64)
         # the compiled kernel keeps the block's grid and histograms across its tiles (counting.Counter)
         counter = counting.Counter(T, m) if USE_NUMBA else None
-        for i in range(tiles.n):
-            S = held.pop(i, None)
-            if S is None:
-                buf = None if _sgemm_kind() == "onednn" else self.buffer(t * tiles.w).reshape(t, tiles.w)
-                S = self.scores(xq_t, tiles, i, buf)
-            off, b0, b1 = tiles.owned(i)
-            S = S[:, off:]  # the columns this tile owns: gallery positions [b0, b1)
-            lo, hi = np.searchsorted(at, [b0, b1])
-            S[qi[lo:hi], at[lo:hi] - b0] = -np.inf  # relevant entries: scored above, not counted here
-            if counter is not None:
-                S_sorted, row_max = None, counter.add(S, irr_ge)
-            else:
-                counts, S_sorted, row_max = _count(S, T, m)
-                irr_ge += counts
-            self.top.update(rows, S, self.perm[b0:b1], S_sorted, row_max)
-        if counter is not None:
-            counter.finish(irr_ge)
-        self.ap[rows], self.first[rows] = _block_ap(T, m, irr_ge)
-        self.m[rows] = m
+        return _Block(rows, xq_t, m, qi, at, held, T, np.zeros(T.shape, dtype=np.int64), counter)
+
+    def _count_tile(self, st: _Block, tiles: _Tiles, i: int, S: np.ndarray) -> None:
+        """Tile i's scores S of block st into its counts and the running top-k."""
+        off, b0, b1 = tiles.owned(i)
+        S = S[:, off:]  # the columns this tile owns: gallery positions [b0, b1)
+        lo, hi = np.searchsorted(st.at, [b0, b1])
+        S[st.qi[lo:hi], st.at[lo:hi] - b0] = -np.inf  # relevant entries: scored above, not counted here
+        if st.counter is not None:
+            S_sorted, row_max = None, st.counter.add(S, st.irr_ge)
+        else:
+            counts, S_sorted, row_max = _count(S, st.T, st.m)
+            st.irr_ge += counts
+        self.top.update(st.rows, S, self.perm[b0:b1], S_sorted, row_max)
+
+
+@dataclass
+class _Block:
+    """One query block's state while the gallery streams past (`_Scan.blocks`): its query rows and
+    their vectors, relevant counts m, the (query, scan position) of its relevant entries sorted by
+    position (qi, at), the score tiles kept from the relevant pass, the thresholds T, the counts
+    irr_ge and the compiled counter (None on the numpy paths)."""
+
+    rows: np.ndarray
+    xq_t: np.ndarray
+    m: np.ndarray
+    qi: np.ndarray
+    at: np.ndarray
+    held: dict
+    T: np.ndarray
+    irr_ge: np.ndarray
+    counter: object
 
 
 def _one_blas_thread() -> None:
@@ -396,17 +446,21 @@ def fused_scan(
         tb0 = min(nb, tile, max(MIN_GALLERY_TILE, score_budget // min(query_tile, nq), wide))
         tq = max(1, min(query_tile, nq, score_budget // tb0, score_budget // max(m_max, 1)))
         scan = _Scan(xq, xb, perm, q, b, k, score_budget, tile, tb0)
-        blocks = (order[i : i + tq] for i in range(0, nq, tq))
+        blocks = [order[i : i + tq] for i in range(0, nq, tq)]
+        # blocks scanned together share each gathered gallery tile; at least 2 groups per worker
+        together = 1 if scan.in_order else max(1, min(GROUP_BLOCKS, len(blocks) // (2 * n)))
+        full, last = (blocks[:-1], blocks[-1:]) if len(blocks[-1]) < tq else (blocks, [])
+        groups = [full[i : i + together] for i in range(0, len(full), together)] + [last] * bool(last)
         if n == 1:
-            for rows in blocks:
-                scan.block(rows)
+            for group in groups:
+                scan.blocks(group)
         else:
             with ThreadPoolExecutor(n, "embridge-scan", initializer=_one_blas_thread) as pool:
                 pending: deque = deque()
-                for rows in blocks:  # at most 2n blocks queued
+                for group in groups:  # at most 2n groups queued
                     if len(pending) >= 2 * n:
                         pending.popleft().result()
-                    pending.append(pool.submit(scan.block, rows))
+                    pending.append(pool.submit(scan.blocks, group))
                 while pending:
                     pending.popleft().result()
     return {"D": scan.top.D, "I": scan.top.I, "ap": scan.ap, "m": scan.m, "rank": scan.first}
