@@ -30,9 +30,10 @@ so that each gallery tile it gathers serves all of them. Memory: `(1 + GROUP_BLO
 gallery tile per thread, gathered in key order before its sgemms (none when the gallery is in that
 order already), plus (nq, k) results, (block, m) relevant scores and, with more than
 `counting.COMPARE_KERNEL_MAX` relevant items, the counting kernel's bin histograms (at most 16 MiB
-a block, `counting.GRID_CELLS`); it does not grow with nq x nb. The gallery itself is never copied: memory touched for the first time is what costs
-most on a small scan (about 3 s a GB on this project's machines, 0.37 s for a key-ordered copy of
-60k x 512 against a 1.2 s FAISS search; `bench/RESULTS.md`).
+a block, `counting.GRID_CELLS`); it does not grow with nq x nb. The gallery itself is never copied:
+memory touched for the first time is what costs most on a small scan (about 3 s a GB on this
+project's machines, 0.37 s for a key-ordered copy of 60k x 512 against a 1.2 s FAISS search;
+`bench/RESULTS.md`).
 """
 # ruff: noqa: E741  (I is FAISS's name for neighbour ids: D, I = search(...))
 
@@ -225,8 +226,8 @@ class _Tiles:
 
 
 class _Scan:
-    """Shared state of one fused scan; `block` runs one query block start to end (any thread: blocks
-    write disjoint rows of the results). The gallery is scanned in the order `perm` (rows grouped by
+    """Shared state of one fused scan; `blocks` runs a group of query blocks start to end (any thread:
+    blocks write disjoint rows of the results). The gallery is scanned in the order `perm` (rows grouped by
     their keys, so that a block's relevant rows fall into few tiles): scan position p is row perm[p]
     of xb, and each tile's rows are gathered from xb just before its sgemm (`tile_rows`)."""
 
@@ -316,10 +317,6 @@ class _Scan:
                 st.counter.finish(st.irr_ge)
             self.ap[st.rows], self.first[st.rows] = _block_ap(st.T, st.m, st.irr_ge)
             self.m[st.rows] = st.m
-
-    def block(self, rows: np.ndarray) -> None:
-        """One query block start to end."""
-        self.blocks([rows])
 
     def _begin(self, rows: np.ndarray, tiles: _Tiles) -> _Block:
         """A block's relevant scores (read from the tiles holding them, HOLD_TILES of those kept),
