@@ -6,7 +6,8 @@ deviation higher, as in retrieval, for each --relevant count m: the kernel (comp
 m <= counting.COMPARE_KERNEL_MAX, the grid above), the numpy comparison path (`np.count_nonzero`
 per threshold, what the scan runs for m <= scan.COMPARE_MAX) and the numpy sort path (each row
 sorted, thresholds found by binary search: the scan without numba). Best of --repeat each, the
-sides interleaved; every result is checked against the others.
+sides interleaved; every result is checked against the others. The numpy sides are the scan's own
+(`scan.count_at_or_above` with numba switched off).
 
     python bench/counting.py
     python bench/counting.py --relevant 1 60 200 --repeat 5
@@ -45,7 +46,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "counting.json")
     args = ap.parse_args()
 
-    from embridge.evaluation import counting
+    from embridge.evaluation import counting, scan
     from threadpoolctl import threadpool_limits
 
     if not counting.HAVE_NUMBA:
@@ -54,27 +55,32 @@ def main() -> None:
     S = rng.standard_normal((args.rows, args.width)).astype(np.float32)
     n = S.size
 
-    def compare(T, m):
-        return np.stack([np.count_nonzero(S >= T[:, j : j + 1], axis=1) for j in range(T.shape[1])], axis=1)
+    def numpy_path(compare_max: int):
+        """scan.count_at_or_above on its numpy paths (numba off): comparisons for m <= compare_max,
+        else the row sort and binary searches."""
 
-    def sort(T, m):
-        Ss = np.sort(S, axis=1)
-        return np.stack([args.width - np.searchsorted(Ss[i], T[i], side="left") for i in range(len(S))])
+        def run(T, M):
+            saved = scan.USE_NUMBA, scan.COMPARE_MAX
+            scan.USE_NUMBA, scan.COMPARE_MAX = False, compare_max
+            try:
+                return scan.count_at_or_above(S, T, M)
+            finally:
+                scan.USE_NUMBA, scan.COMPARE_MAX = saved
+
+        return run
+
+    def kernel(T, M):
+        out = np.zeros(T.shape, dtype=np.int64)
+        counting.count_rows(S, T, M, out)
+        return out
 
     rows = []
     with threadpool_limits(1):  # one thread, as each scan worker
         for m in args.relevant:
             T = np.sort(rng.standard_normal((args.rows, m)).astype(np.float32) + 1, axis=1)
             M = np.full(args.rows, m, dtype=np.int64)
-            out = np.zeros((args.rows, m), dtype=np.int64)
-
-            def kernel(T=T, M=M, out=out):
-                out[:] = 0
-                counting.count_rows(S, T, M, out)
-                return out
-
-            sides = {"kernel": kernel, "numpy compare": compare, "numpy sort": sort}
-            results = {k: f(T, M) if k != "kernel" else f() for k, f in sides.items()}  # warm (numba loads)
+            sides = {"kernel": kernel, "numpy compare": numpy_path(m), "numpy sort": numpy_path(0)}
+            results = {k: f(T, M) for k, f in sides.items()}  # warm (numba loads)
             ref = results["numpy sort"]
             for k, r in results.items():
                 if not np.array_equal(r, ref):
@@ -83,7 +89,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 for k, f in sides.items():
                     t = time.perf_counter()
-                    f(T, M) if k != "kernel" else f()
+                    f(T, M)
                     best[k] = min(best[k], time.perf_counter() - t)
             rows.append({"relevant": m, "path": "compare" if m <= counting.COMPARE_KERNEL_MAX else "grid",
                          **{f"{k} ns/score": best[k] / n * 1e9 for k in sides}})
