@@ -8,7 +8,7 @@ import torch
 from embridge import gemm
 from embridge.methods.heads import ProjectionHead, ResidualMLP
 from embridge.methods.losses import MultiPositiveInfoNCE
-from embridge.methods.training import apply, unit
+from embridge.methods.training import apply, apply_t, unit
 from torch import nn
 from torch.nn import functional as F
 
@@ -106,6 +106,24 @@ def test_a_row_gets_the_same_bits_in_any_block():
     assert isinstance(chunked, np.ndarray) and chunked.shape == (5000, 32)
     np.testing.assert_array_equal(chunked, whole.numpy())
     np.testing.assert_array_equal(head(torch.from_numpy(X[4321:4421])).detach().numpy(), whole[4321:4421].numpy())
+    on_device = apply_t(head, torch.from_numpy(X))  # the same blocks, the rows already tensors
+    assert torch.equal(on_device, whole)
+
+
+def test_a_frozen_residual_head_at_every_row_once_equals_it_on_each_gathered_batch():
+    """emergentbridge runs each frozen proxy g_b once over all anchor candidates (`apply_t`) and
+    gathers a step's rows from that, where it used to run g_b on each step's gathered batch: the
+    same bits, for batches of many rows in any order."""
+    g = ResidualMLP(48, 16)
+    nn.init.normal_(g.fc2.weight)  # away from the identity it starts at
+    g = g.eval().requires_grad_(False)
+    Y = randn(9000, 48, seed=16)  # more rows than one CPU block
+    at_every_row = apply_t(g, Y)
+    gen = torch.Generator().manual_seed(17)
+    for batch in (1024, 640, 9000):
+        at = torch.randint(0, len(Y), (batch,), generator=gen)
+        with torch.no_grad():
+            assert torch.equal(at_every_row.index_select(0, at), g(Y.index_select(0, at))), batch
 
 
 def test_infonce_in_float32_agrees_with_float64():

@@ -8,6 +8,7 @@ import torch
 from embridge.methods.losses import CosineLoss, MultiPositiveInfoNCE, ProxyLoss
 from embridge.methods.training import (
     ContrastiveData,
+    PositiveIndex,
     Shuffled,
     adamw,
     pick_positive,
@@ -139,6 +140,23 @@ def test_pick_positive_draws_uniformly_among_each_rows_positives():
         chi2 = float(((counts - expected) ** 2 / expected).sum())
         assert chi2 < 25.0, (r, counts.tolist())  # far beyond the 99.99th percentile for 6 dof
     assert pick_positive(torch.zeros(3, 4, dtype=torch.bool), gen).tolist() == [0, 0, 0]
+
+
+def test_a_shared_positive_index_gives_the_loss_and_the_draw_of_the_mask_alone():
+    """emergentbridge finds a step's positives once (`PositiveIndex`) for the loss, the draw and
+    the rows kept; each gives what it gives from the mask alone."""
+    pos = torch.rand(30, 50, generator=torch.Generator().manual_seed(3)) < 0.1
+    pos[4] = False
+    index = PositiveIndex.of(pos)
+    rows_, cols = pos.nonzero(as_tuple=True)
+    assert torch.equal(index.rows, rows_) and torch.equal(index.cols, cols)
+    assert torch.equal(index.count, pos.sum(dim=1)) and torch.equal(index.count > 0, pos.any(dim=1))
+    Z, Y = rows(30, 8, 4).float().requires_grad_(), rows(50, 8, 5).float()
+    alone, shared = MultiPositiveInfoNCE(0.1)(Z, Y, pos)["loss"], MultiPositiveInfoNCE(0.1)(Z, Y, pos, index)["loss"]
+    assert torch.equal(alone, shared)
+    assert torch.equal(*(torch.autograd.grad(loss, Z)[0] for loss in (alone, shared)))
+    draws = [pick_positive(pos, torch.Generator().manual_seed(6), i) for i in (None, index)]
+    assert torch.equal(*draws) and bool(pos[torch.arange(30), draws[0]][index.count > 0].all())
 
 
 def test_shuffled_batches_cover_every_index_once_per_pass_and_the_stream_runs_on():

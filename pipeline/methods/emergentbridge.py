@@ -14,8 +14,10 @@ from embridge.methods.neural import NeuralMethod
 from embridge.methods.train_log import epoch_log
 from embridge.methods.training import (
     ContrastiveData,
+    PositiveIndex,
     Shuffled,
     adamw,
+    apply_t,
     check_training_params,
     corrupt_t,
     generator,
@@ -145,14 +147,18 @@ class EmergentBridge(NeuralMethod):
         P = self.pair(train[self.new], train[anchor])
         data = ContrastiveData.build(train[self.new], train[anchor], P, Xp[self.new], Xp[anchor], dev)
         infonce, proxy_loss = MultiPositiveInfoNCE(self.tau), ProxyLoss(self.projection)
+        # the frozen g_b at every anchor candidate, once (q, d_a) each, where every step used to
+        # run g_b on its batch's positives: the same rows, gathered
+        proxy_at = [apply_t(g, data.Y) for g in proxies.values()] if self.lam != 0 else []
         params = list(f.parameters())
         opt = adamw(params, self.lr, self.weight_decay)
         log = epoch_log(self.name, self.epochs, data.steps_per_epoch(self.batch_size))
         for _ in log.steps():  # per-epoch hooks (progress bar, dvclive) run outside the step body
             ix, iy, pos = data.sample(self.batch_size, gen)
+            index = PositiveIndex.of(pos)
             Z = unit(f(corrupt_t(data.X.index_select(0, ix), self.corrupt_sigma, gen)))  # (B, d_a)
             Ya = data.Y.index_select(0, iy)  # (C, d_a)
-            l_anchor = infonce(Z, Ya, pos)["loss"]
+            l_anchor = infonce(Z, Ya, pos, index)["loss"]
             log.loss = l_anchor
             opt.zero_grad(set_to_none=True)
             if self.lam == 0:
@@ -160,11 +166,12 @@ class EmergentBridge(NeuralMethod):
                 opt.step()
                 continue
             with torch.no_grad():
-                a = Ya.index_select(0, pick_positive(pos, gen))  # (B, d_a): one positive anchor per row
+                at = iy.index_select(0, pick_positive(pos, gen, index))  # one positive anchor per row
+                a = data.Y.index_select(0, at)  # (B, d_a)
                 u = unit(a) if self.u == "anchor" else unit(pos.float() @ Ya + 1e-12 * a)
-                ps = [unit(g(a) + self.sigma_p * torch.randn(a.shape, generator=gen, device=dev))
-                      for g in proxies.values()]
-            has = pos.any(dim=1)
+                ps = [unit(g_at.index_select(0, at) + self.sigma_p * torch.randn(a.shape, generator=gen, device=dev))
+                      for g_at in proxy_at]
+            has = index.count > 0
             l_proxy = sum(proxy_loss(*_rows(has, Z, p, u))["loss"] for p in ps) / len(ps)
             if self.projection == "gradient":
                 g_a = torch.autograd.grad(l_anchor, params, retain_graph=True)

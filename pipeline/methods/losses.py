@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from embridge.gemm import mm_nt
+from embridge.methods.training import PositiveIndex
 from torch import nn
 
 
@@ -21,8 +22,10 @@ class MultiPositiveInfoNCE(nn.Module):
         super().__init__()
         self.tau = tau
 
-    def forward(self, Z: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss = _MultiPositiveInfoNCE.apply(Z, Y, pos, 1.0 / self.tau)
+    def forward(self, Z: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor,
+                index: PositiveIndex | None = None) -> dict[str, torch.Tensor]:
+        """index: pos's PositiveIndex, when the caller has it (else computed here)."""
+        loss = _MultiPositiveInfoNCE.apply(Z, Y, pos, 1.0 / self.tau, index)
         return {"loss": loss, "infonce": loss.detach()}
 
 
@@ -32,10 +35,9 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
     positive: 0), dZ = dl Y / tau, dY = dl^T Z / tau, from the forward's saved softmax."""
 
     @staticmethod
-    def forward(ctx, Z, Y, pos, inv_tau):
+    def forward(ctx, Z, Y, pos, inv_tau, index):
         logits = mm_nt(Z, Y).mul_(inv_tau)  # (B, C)
-        rows, cols = pos.nonzero(as_tuple=True)
-        count = torch.bincount(rows, minlength=pos.shape[0])
+        rows, cols, count = PositiveIndex.of(pos) if index is None else index
         has = count > 0
         n_has = int(has.sum())
         if n_has == 0:
@@ -57,7 +59,7 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
     def backward(ctx, grad):
         if ctx.n_has == 0:
             Z, Y = ctx.saved_tensors
-            return torch.zeros_like(Z), torch.zeros_like(Y), None, None
+            return torch.zeros_like(Z), torch.zeros_like(Y), None, None, None
         Z, Y, P, rows, cols, inv_k, has = ctx.saved_tensors
         G = P.index_put((rows, cols), P[rows, cols] - inv_k[rows])  # softmax - target
         if not ctx.full:
@@ -65,7 +67,7 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
         scale = grad * (ctx.inv_tau / ctx.n_has)
         dZ = mm_nt(G, Y.T).mul_(scale) if ctx.needs_input_grad[0] else None
         dY = mm_nt(G.T, Z.T).mul_(scale) if ctx.needs_input_grad[1] else None
-        return dZ, dY, None, None
+        return dZ, dY, None, None, None
 
 
 class ProxyLoss(nn.Module):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -135,11 +136,26 @@ class ContrastiveData:
         return ix, iy, pos
 
 
-def pick_positive(pos: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+class PositiveIndex(NamedTuple):
+    """Where a (B, C) positives mask is true, computed once a step and shared by the loss, the
+    positive draw and the rows kept: rows, cols (row-major, each row's positives in column order)
+    and count (B,) positives per row."""
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    count: torch.Tensor
+
+    @classmethod
+    def of(cls, pos: torch.Tensor) -> PositiveIndex:
+        rows, cols = pos.nonzero(as_tuple=True)
+        return cls(rows, cols, torch.bincount(rows, minlength=pos.shape[0]))
+
+
+def pick_positive(pos: torch.Tensor, gen: torch.Generator, index: PositiveIndex | None = None) -> torch.Tensor:
     """One positive column per row, uniformly at random (rows without one get column 0). (B, C) -> (B,).
-    One uniform draw per row picks among the row's positives (in column order)."""
-    rows, cols = pos.nonzero(as_tuple=True)  # row-major: each row's positives in column order
-    count = torch.bincount(rows, minlength=pos.shape[0])
+    One uniform draw per row picks among the row's positives (in column order). index: the
+    mask's PositiveIndex, when the caller has it."""
+    _, cols, count = PositiveIndex.of(pos) if index is None else index
     first = torch.cumsum(count, 0) - count  # where each row's positives start in cols
     u = torch.rand(pos.shape[0], generator=gen, device=pos.device)
     k = (u * count).long().clamp_max_((count - 1).clamp_min(0))  # uniform in 0..count-1
@@ -189,10 +205,14 @@ def corrupt_t(X: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tens
     return X + sigma * torch.randn(X.shape, generator=gen, device=X.device)
 
 
+def _infer_rows(device) -> int:
+    return CPU_INFER_ROWS if torch.device(device).type == "cpu" else INFER_ROWS
+
+
 @torch.no_grad()
 def apply(fn, X: np.ndarray, device: torch.device) -> np.ndarray:
     """Run fn over X in chunks on the device, into one float32 array. X: (n, d) -> (n, d_out)."""
-    step = CPU_INFER_ROWS if torch.device(device).type == "cpu" else INFER_ROWS
+    step = _infer_rows(device)
     out = None
     for i in range(0, max(len(X), 1), step):
         Z = fn(tensor(X[i : i + step], device)).float().cpu().numpy()
@@ -200,6 +220,15 @@ def apply(fn, X: np.ndarray, device: torch.device) -> np.ndarray:
             out = np.empty((len(X), *Z.shape[1:]), dtype=np.float32)
         out[i : i + len(Z)] = Z
     return out
+
+
+@torch.no_grad()
+def apply_t(fn, X: torch.Tensor) -> torch.Tensor:
+    """`apply` for rows already on the device: fn over X in chunks, into one tensor there.
+    (n, d) -> (n, d_out); each row as fn gives it in a block of many rows."""
+    step = _infer_rows(X.device)
+    blocks = [fn(X[i : i + step]) for i in range(0, max(len(X), 1), step)]
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
 def module_state(prefix: str, module: nn.Module) -> dict[str, np.ndarray]:
