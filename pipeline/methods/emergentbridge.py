@@ -38,7 +38,8 @@ class EmergentBridge(NeuralMethod):
        (class-level pairs: b's class mean);
     2. head f for n (residual MLP at identity when d_n = d_a, else a projection), trained with
            L = InfoNCE_tau(f(x_n), a) + lam * mean_b L_proxy(P f(x_n), P p_b),
-           p_b = normalize(g_b(a) + sigma_p * eps) (eps fresh every step), P = I - u u^T,
+           p_b = normalize(g_b(a) + sigma_p * eps) (eps fresh every step; g_b frozen, evaluated
+           once at every anchor row), P = I - u u^T,
        u = normalize(a) for u="anchor" (a: one positive anchor drawn per row and step) or the
        normalized mean of the row's positive anchors in the batch for u="positives";
        projection="gradient" applies the proxy loss without P and removes from its parameter
@@ -147,8 +148,8 @@ class EmergentBridge(NeuralMethod):
         P = self.pair(train[self.new], train[anchor])
         data = ContrastiveData.build(train[self.new], train[anchor], P, Xp[self.new], Xp[anchor], dev)
         infonce, proxy_loss = MultiPositiveInfoNCE(self.tau), ProxyLoss(self.projection)
-        # the frozen g_b at every anchor candidate, once (q, d_a) each, where every step used to
-        # run g_b on its batch's positives: the same rows, gathered
+        # the frozen g_b at every anchor candidate, once: (q, d_a) each on the device, beside data.Y;
+        # a step gathers its positives' rows (bit for bit what g_b gives on the gathered batch)
         proxy_at = [apply_t(g, data.Y) for g in proxies.values()] if self.lam != 0 else []
         params = list(f.parameters())
         opt = adamw(params, self.lr, self.weight_decay)
