@@ -26,6 +26,7 @@ Without numba (`HAVE_NUMBA` False) the scan compares or sorts rows in numpy.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import threading
 
 import numpy as np
@@ -114,10 +115,11 @@ def _compare(chunk, n, Ti, jn, out_i):
         j += 1
 
 
-def _add(S, cmax, T, m, G, lo, scale, first, H, E, out):
+def _add(S, cmax, T, m, G, lo, scale, first, H, E, out, compare):
     """One tile S (t, w) with its chunk maxima cmax (t, ceil(w / CHUNK)): grid rows into their bin
-    histogram H and exact corrections E, comparison rows straight into out. (numba leaves a float
-    maximum reduction unvectorized, 0.9 ns a score here; numpy's reduceat takes 0.19: see `Counter.add`.)"""
+    histogram H and exact corrections E, comparison rows straight into out (compare False: left out,
+    the C kernel counted them; cmax may then be (t, 0)). (numba leaves a float maximum reduction
+    unvectorized, 0.9 ns a score here; numpy's reduceat takes 0.19: see `Counter.add`.)"""
     t, w = S.shape
     bins = np.empty(CHUNK, dtype=np.int32)
     chunk = np.empty(CHUNK, dtype=np.float32)
@@ -125,7 +127,7 @@ def _add(S, cmax, T, m, G, lo, scale, first, H, E, out):
     one = np.float32(1.0)
     for i in range(t):
         mi = m[i]
-        if mi == 0:
+        if mi == 0 or (G[i] == 0 and not compare):
             continue
         Si = S[i]
         Ti = T[i]
@@ -234,6 +236,35 @@ if HAVE_NUMBA:
         _plan_jit, _add_jit, _finish_jit, _topk_jit = (njit(nogil=True)(f) for f in (_plan, _add, _finish, _topk))
 
 
+COMPACT_EVERY = 8  # the C kernel: thresholds compared before each compaction of a chunk (0.93 ns a score at
+#   61 thresholds on the default benchmark's class relevance, 4 to 16: 0.92-1.11; never: 1.69, as numba)
+_C_ARGS = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)
+
+
+def _load_c():
+    """`embridge_count_tile` of the C extension `_countc` (setup.py builds it where a compiler is), or
+    None: not built, not loadable, or the CPU lacks AVX-512F (the library says so itself)."""
+    try:
+        from embridge.evaluation import _countc
+    except ImportError:
+        return None
+    try:
+        lib = ctypes.CDLL(_countc.__file__)
+    except OSError:
+        return None
+    if not lib.embridge_count_supported():
+        return None
+    fn = lib.embridge_count_tile
+    fn.argtypes, fn.restype = _C_ARGS, ctypes.c_int
+    return fn
+
+
+_C_TILE = _load_c()
+USE_C = _C_TILE is not None  # the comparison rows in C (where it loaded), else in numba (tests switch it)
+_NO_CHUNKS = np.zeros((0, 0), dtype=np.float32)
+
+
 class Counter:
     """Counts for one block of rows across its tiles: `add(S, out)` for every tile, then `finish(out)`;
     out[q, j] then holds #{g : S[q, g] >= T[q, j]} over all tiles added (plus what it held).
@@ -255,6 +286,7 @@ class Counter:
         self.H = np.zeros(self.first.shape, dtype=np.int32)
         self.H[:, :-1][self.first[:, 1:] > self.first[:, :-1]] = -OCCUPIED
         self.E = np.zeros((len(self.T), self.T.shape[1] + 1), dtype=np.int64)
+        self.grid = bool((self.G > 0).any())
         self.columns = 0
 
     def add(self, S: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -265,9 +297,30 @@ class Counter:
         t, w = S.shape
         if w == 0:
             return np.full(t, -np.inf, dtype=np.float32)
+        if USE_C and self._c_counts(S, out):  # comparison rows counted, every row's maximum found
+            row_max = self._row_max
+            if self.grid:
+                _add_jit(S, _NO_CHUNKS, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E,
+                         out, False)
+            return row_max
         cmax = np.maximum.reduceat(S, np.arange(0, w, CHUNK), axis=1)  # (t, chunks): vectorized in numpy
-        _add_jit(S, cmax, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E, out)
+        _add_jit(S, cmax, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E, out, True)
         return cmax.max(axis=1)
+
+    def _c_counts(self, S: np.ndarray, out: np.ndarray) -> bool:
+        """The C kernel on tile S: True when it ran (the maxima in self._row_max); False where its
+        layout does not fit (a column stride, another dtype, a row with more than its 128 thresholds),
+        with nothing written."""
+        t, w = S.shape
+        if S.dtype != np.float32 or out.dtype != np.int64 or out.shape != self.T.shape:
+            return False
+        if (w > 1 and S.strides[1] != 4) or (t > 1 and (S.strides[0] < 0 or S.strides[0] % 4)) or (
+                self.T.shape[1] > 1 and out.strides[1] != 8) or (t > 1 and out.strides[0] % 8):
+            return False
+        self._row_max = np.empty(t, dtype=np.float32)
+        return _C_TILE(S.ctypes.data, S.strides[0] // 4, t, w, self.T.ctypes.data, self.T.shape[1],
+                       self.m.ctypes.data, self.G.ctypes.data, out.ctypes.data, out.strides[0] // 8,
+                       self._row_max.ctypes.data, COMPACT_EVERY) == 0
 
     def finish(self, out: np.ndarray) -> None:
         """Add the grid rows' counts over every tile added to out (the comparison rows are in it already)."""
@@ -296,12 +349,14 @@ def merge_topk(S: np.ndarray, cols: np.ndarray, rows: np.ndarray, D: np.ndarray,
 
 def _warm() -> None:
     """Load (or compile) the kernel for the two array layouts the scan passes (a whole tile, and
-    a tile's column slice), so that the first scan does not wait for it."""
+    a tile's column slice), on both paths (comparisons, the grid), so that the first scan does not
+    wait for it."""
     S = np.zeros((1, 2), dtype=np.float32)
     T, m = np.zeros((1, 1), dtype=np.float32), np.ones(1, dtype=np.int64)
     rows, D, I = np.zeros(1, dtype=np.int64), np.zeros((1, 1), dtype=np.float32), np.zeros((1, 1), dtype=np.int64)
     for tile in (S, S[:, 1:]):
-        count_rows(tile, T, m, np.zeros((1, 1), dtype=np.int64))
+        for compare_max in (None, 0):
+            count_rows(tile, T, m, np.zeros((1, 1), dtype=np.int64), compare_max)
         for cols in (np.zeros(tile.shape[1], dtype=np.int64), np.zeros(tile.shape, dtype=np.int64)):
             merge_topk(tile, cols, rows, D, I)  # row_max None passes an empty float32 array: one signature
 

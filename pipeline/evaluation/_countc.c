@@ -1,0 +1,193 @@
+/* The fused scan's comparison counting in AVX-512, called through ctypes (evaluation/counting.py).
+
+   For one score tile S (t, w) (rows `ld` floats apart, columns contiguous) and each row's thresholds
+   T[i, 0..m[i]) ascending: out[i, j] += #{g : S[i, g] >= T[i, j]} for the rows counted by comparisons
+   (G[i] == 0, m[i] > 0), and row_max[i] = max_g S[i, g] for every row (NaN left out).
+
+   The numba kernel compares every score of a 512-score chunk with every threshold below the chunk's
+   maximum (57 of 61 on the default benchmark's class relevance), where a typical score is above 9
+   of them. Here, after every LEVEL thresholds, the chunk is compacted to the scores at or above the
+   next threshold (vcompressps into a register, then one store): a score below it counts for none of
+   the thresholds above, as they are ascending. So the comparisons shrink with the scores left, and
+   the counts stay exact: every comparison is the float32 `s >= t` of the numba kernel (false for
+   NaN and for -inf against any finite threshold).
+
+   Built by setuptools as an optional extension: where it does not compile, or the CPU lacks
+   AVX-512F (`embridge_count_supported` returns 0), counting.py keeps the numba kernel. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+
+#define CHUNK 512
+#define MAX_COMPARE 128 /* thresholds a comparison row holds at most (counting.COMPARE_KERNEL_MAX is 96) */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define TARGET __attribute__((target("avx512f,popcnt")))
+
+/* acc[j] += (lane-wise) #{g < n : x[g] >= T[j]} for j < nj; x holds n scores (the lanes past n of
+   its last vector masked off). Four thresholds a pass over the scores, counted in int32 lanes that
+   are summed once per row (`count_tile_avx512`), not once per pass. */
+TARGET static void compare(const float *x, int64_t n, const float *T, int64_t nj, __m512i *acc)
+{
+    const int64_t full = n & ~(int64_t)15;
+    const __mmask16 tail = (__mmask16)((1u << (n - full)) - 1u);
+    const __m512i one = _mm512_set1_epi32(1);
+    int64_t j = 0;
+    for (; j + 4 <= nj; j += 4) {
+        const __m512 t0 = _mm512_set1_ps(T[j]), t1 = _mm512_set1_ps(T[j + 1]);
+        const __m512 t2 = _mm512_set1_ps(T[j + 2]), t3 = _mm512_set1_ps(T[j + 3]);
+        __m512i a0 = acc[j], a1 = acc[j + 1], a2 = acc[j + 2], a3 = acc[j + 3];
+        for (int64_t g = 0; g < full; g += 16) {
+            const __m512 v = _mm512_loadu_ps(x + g);
+            a0 = _mm512_mask_add_epi32(a0, _mm512_cmp_ps_mask(v, t0, _CMP_GE_OQ), a0, one);
+            a1 = _mm512_mask_add_epi32(a1, _mm512_cmp_ps_mask(v, t1, _CMP_GE_OQ), a1, one);
+            a2 = _mm512_mask_add_epi32(a2, _mm512_cmp_ps_mask(v, t2, _CMP_GE_OQ), a2, one);
+            a3 = _mm512_mask_add_epi32(a3, _mm512_cmp_ps_mask(v, t3, _CMP_GE_OQ), a3, one);
+        }
+        if (tail) {
+            const __m512 v = _mm512_maskz_loadu_ps(tail, x + full);
+            a0 = _mm512_mask_add_epi32(a0, _mm512_mask_cmp_ps_mask(tail, v, t0, _CMP_GE_OQ), a0, one);
+            a1 = _mm512_mask_add_epi32(a1, _mm512_mask_cmp_ps_mask(tail, v, t1, _CMP_GE_OQ), a1, one);
+            a2 = _mm512_mask_add_epi32(a2, _mm512_mask_cmp_ps_mask(tail, v, t2, _CMP_GE_OQ), a2, one);
+            a3 = _mm512_mask_add_epi32(a3, _mm512_mask_cmp_ps_mask(tail, v, t3, _CMP_GE_OQ), a3, one);
+        }
+        acc[j] = a0, acc[j + 1] = a1, acc[j + 2] = a2, acc[j + 3] = a3;
+    }
+    for (; j < nj; j++) {
+        const __m512 tj = _mm512_set1_ps(T[j]);
+        __m512i a = acc[j];
+        for (int64_t g = 0; g < full; g += 16)
+            a = _mm512_mask_add_epi32(a, _mm512_cmp_ps_mask(_mm512_loadu_ps(x + g), tj, _CMP_GE_OQ), a, one);
+        if (tail)
+            a = _mm512_mask_add_epi32(a, _mm512_mask_cmp_ps_mask(tail, _mm512_maskz_loadu_ps(tail, x + full), tj,
+                                                                  _CMP_GE_OQ), a, one);
+        acc[j] = a;
+    }
+}
+
+/* dst <- the scores of x[0..n) that are >= t, in order; returns how many. dst holds CHUNK + 16 floats
+   (each vector is stored whole, its unused lanes overwritten by the next). */
+TARGET static int64_t compact(const float *x, int64_t n, float t, float *dst)
+{
+    const __m512 tv = _mm512_set1_ps(t);
+    int64_t o = 0, g = 0;
+    for (; g + 16 <= n; g += 16) {
+        const __m512 v = _mm512_loadu_ps(x + g);
+        const __mmask16 k = _mm512_cmp_ps_mask(v, tv, _CMP_GE_OQ);
+        _mm512_storeu_ps(dst + o, _mm512_maskz_compress_ps(k, v));
+        o += _mm_popcnt_u32((unsigned)k);
+    }
+    if (g < n) {
+        const __mmask16 tail = (__mmask16)((1u << (n - g)) - 1u);
+        const __m512 v = _mm512_maskz_loadu_ps(tail, x + g);
+        const __mmask16 k = _mm512_mask_cmp_ps_mask(tail, v, tv, _CMP_GE_OQ);
+        _mm512_storeu_ps(dst + o, _mm512_maskz_compress_ps(k, v));
+        o += _mm_popcnt_u32((unsigned)k);
+    }
+    return o;
+}
+
+/* The maximum of x[0..n), NaN left out (-inf when n == 0 or all NaN). MAXPS returns its second
+   operand when either is NaN, so a NaN score never replaces the running maximum. */
+TARGET static __m512 chunk_max(const float *x, int64_t n, __m512 acc)
+{
+    int64_t g = 0;
+    for (; g + 16 <= n; g += 16)
+        acc = _mm512_max_ps(_mm512_loadu_ps(x + g), acc);
+    if (g < n) {
+        const __mmask16 tail = (__mmask16)((1u << (n - g)) - 1u);
+        acc = _mm512_mask_max_ps(acc, tail, _mm512_maskz_loadu_ps(tail, x + g), acc);
+    }
+    return acc;
+}
+
+TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int64_t w, const float *T, int64_t ldT,
+                                     const int64_t *m, const int64_t *G, int64_t *out, int64_t ldout, float *row_max,
+                                     int64_t level)
+{
+    float buf[2][CHUNK + 16] __attribute__((aligned(64)));
+    __m512i acc[MAX_COMPARE];
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    if (level < 1)
+        level = 1;
+    for (int64_t i = 0; i < t; i++) {
+        const float *s = S + i * ld;
+        const float *Ti = T + i * ldT;
+        int64_t *oi = out + i * ldout;
+        const int64_t mi = (G[i] == 0) ? m[i] : 0; /* grid rows: only their maximum here */
+        int64_t used = 0; /* accumulators in use: the most thresholds any chunk passed */
+        __m512 rmax = ninf;
+        for (int64_t c0 = 0; c0 < w; c0 += CHUNK) {
+            const int64_t n = (w - c0 < CHUNK) ? w - c0 : CHUNK;
+            const __m512 cm = chunk_max(s + c0, n, ninf);
+            rmax = _mm512_max_ps(cm, rmax);
+            if (mi == 0)
+                continue;
+            const float cmx = _mm512_reduce_max_ps(cm);
+            int64_t jn = 0; /* thresholds above the chunk's maximum count nothing in it */
+            while (jn < mi && Ti[jn] <= cmx)
+                jn++;
+            for (; used < jn; used++)
+                acc[used] = _mm512_setzero_si512();
+            const float *cur = s + c0;
+            int64_t cn = n, lo = 0, b = 0;
+            while (jn > lo) {
+                const int64_t p = (jn - lo > level) ? lo + level : jn;
+                compare(cur, cn, Ti + lo, p - lo, acc + lo);
+                if (p >= jn)
+                    break;
+                cn = compact(cur, cn, Ti[p], buf[b]); /* the rest count only scores >= T[p] */
+                cur = buf[b];
+                b ^= 1;
+                lo = p;
+                if (cn == 0)
+                    break;
+            }
+        }
+        for (int64_t j = 0; j < used; j++)
+            oi[j] += _mm512_reduce_add_epi32(acc[j]);
+        row_max[i] = _mm512_reduce_max_ps(rmax);
+    }
+}
+
+static int supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt");
+}
+#else
+static int supported(void) { return 0; }
+#endif
+
+/* 1 where this build has the AVX-512 kernel and the CPU runs it, else 0. */
+int embridge_count_supported(void) { return supported(); }
+
+/* See the top of the file. S: t rows of w floats, `ld` apart; T (t, ldT) float32; m, G (t,) int64;
+   out (t, ldout) int64; row_max (t,) float32; level: thresholds compared before each compaction.
+   Returns 0; -1 where the kernel is not supported, -2 where a comparison row (G[i] == 0) has more than
+   MAX_COMPARE thresholds (nothing written then). */
+int embridge_count_tile(const float *S, int64_t ld, int64_t t, int64_t w, const float *T, int64_t ldT,
+                        const int64_t *m, const int64_t *G, int64_t *out, int64_t ldout, float *row_max, int64_t level)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (!supported())
+        return -1;
+    for (int64_t i = 0; i < t; i++)
+        if (G[i] == 0 && m[i] > MAX_COMPARE)
+            return -2;
+    count_tile_avx512(S, ld, t, w, T, ldT, m, G, out, ldout, row_max, level);
+    return 0;
+#else
+    (void)S; (void)ld; (void)t; (void)w; (void)T; (void)ldT; (void)m; (void)G; (void)out; (void)ldout;
+    (void)row_max; (void)level;
+    return -1;
+#endif
+}
+
+/* A module with no Python functions: importing it locates the shared library for ctypes. */
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_countc", NULL, -1, NULL, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__countc(void) { return PyModule_Create(&module); }
