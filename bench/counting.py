@@ -1,16 +1,22 @@
 """Counting-kernel benchmark: ns per score of `embridge.evaluation.counting.count_rows` (the compiled
-kernel the fused scan counts with) against the scan's numpy paths on the same tile, in one run.
+kernel the fused scan counts with) against the scan's other paths on the same tile, in one run.
 
 One tile of --rows x --width standard-normal scores, thresholds (relevant scores) drawn one standard
-deviation higher, as in retrieval, for each --relevant count m: the kernel (comparison passes for
-m <= counting.COMPARE_KERNEL_MAX, the grid above), the numpy comparison path (`np.count_nonzero`
-per threshold, what the scan runs for m <= scan.COMPARE_MAX) and the numpy sort path (each row
-sorted, thresholds found by binary search: the scan without numba). Best of --repeat each, the
-sides interleaved; every result is checked against the others. The numpy sides are the scan's own
-(`scan.count_at_or_above` with numba switched off).
+deviation higher, as in retrieval, for each --relevant count m; or, with --data (a folder of
+`bench/eval.py`'s: xq.npy, xb.npy, lq.npy, lb.npy), the tile of its first --rows queries against
+gallery rows [--width, 2 * --width), thresholds each query's same-class scores over the whole
+gallery (class relevance, their entries in the tile masked to -inf, as in the scan). Sides:
+- kernel: as the scan runs it: comparison rows (m <= counting.COMPARE_KERNEL_MAX) in the AVX-512 C
+  kernel where it is built and runs (`counting.USE_C`), the grid above;
+- numba: the same with the comparison rows in numba (the path without the C kernel);
+- numpy compare (`np.count_nonzero` per threshold, what the scan runs for m <= scan.COMPARE_MAX
+  without numba) and numpy sort (each row sorted, thresholds found by binary search: the scan
+  without numba); the numpy sides are the scan's own (`scan.count_at_or_above`, numba off).
+Best of --repeat each, the sides interleaved; every result is checked against the others.
 
     python bench/counting.py
     python bench/counting.py --relevant 1 60 200 --repeat 5
+    python bench/counting.py --data /tmp/embridge-bench-eval-d512-3000x60000
 Prints a table; writes bench/results/counting.json.
 """
 
@@ -37,12 +43,31 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def real_tile(data: Path, rows: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scores of the first `rows` queries against gallery rows [width, 2 * width) (S, their
+    same-class entries -inf), and per query its same-class scores over the whole gallery, sorted
+    (T, +inf padded) with their counts M."""
+    xq, xb = np.load(data / "xq.npy", mmap_mode="r")[:rows], np.load(data / "xb.npy", mmap_mode="r")
+    lq, lb = np.load(data / "lq.npy")[:rows], np.load(data / "lb.npy")
+    if len(xb) < 2 * width:
+        raise SystemExit(f"{data}: {len(xb):,} gallery rows, fewer than 2 x --width = {2 * width:,}")
+    full = np.asarray(xq, dtype=np.float32) @ np.asarray(xb, dtype=np.float32).T
+    same = lq[:, None] == lb[None, :]
+    M = same.sum(axis=1).astype(np.int64)
+    T = np.full((rows, max(1, int(M.max()))), np.inf, dtype=np.float32)
+    for i in range(rows):
+        T[i, : M[i]] = np.sort(full[i][same[i]])
+    S = np.ascontiguousarray(np.where(same, np.float32(-np.inf), full)[:, width : 2 * width])
+    return S, T, M
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=256)
     ap.add_argument("--width", type=int, default=4096)
     ap.add_argument("--relevant", type=int, nargs="+", default=[1, 4, 16, 60, 96, 97, 200])
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--data", type=Path, help="a bench/eval.py data folder: its real tile and class thresholds")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "counting.json")
     args = ap.parse_args()
 
@@ -52,7 +77,10 @@ def main() -> None:
     if not counting.HAVE_NUMBA:
         raise SystemExit("numba is not installed: the kernel cannot run")
     rng = np.random.default_rng(0)
-    S = rng.standard_normal((args.rows, args.width)).astype(np.float32)
+    if args.data is None:
+        S = rng.standard_normal((args.rows, args.width)).astype(np.float32)
+    else:
+        S, real_T, real_M = real_tile(args.data, args.rows, args.width)
     n = S.size
 
     def numpy_path(compare_max: int):
@@ -69,39 +97,57 @@ def main() -> None:
 
         return run
 
-    def kernel(T, M):
-        out = np.zeros(T.shape, dtype=np.int64)
-        counting.count_rows(S, T, M, out)
-        return out
+    def kernel_path(use_c: bool):
+        def run(T, M):
+            saved = counting.USE_C
+            counting.USE_C = use_c
+            try:
+                out = np.zeros(T.shape, dtype=np.int64)
+                counting.count_rows(S, T, M, out)
+                return out
+            finally:
+                counting.USE_C = saved
+
+        return run
 
     rows = []
     with threadpool_limits(1):  # one thread, as each scan worker
-        for m in args.relevant:
-            T = np.sort(rng.standard_normal((args.rows, m)).astype(np.float32) + 1, axis=1)
-            M = np.full(args.rows, m, dtype=np.int64)
-            sides = {"kernel": kernel, "numpy compare": numpy_path(m), "numpy sort": numpy_path(0)}
+        for m in [None] if args.data is not None else args.relevant:
+            if m is None:  # the real tile: each row its own count
+                T, M = real_T, real_M
+                m = int(M.max())
+            else:
+                T = np.sort(rng.standard_normal((args.rows, m)).astype(np.float32) + 1, axis=1)
+                M = np.full(args.rows, m, dtype=np.int64)
+            sides = {"kernel": kernel_path(counting.USE_C), "numba": kernel_path(False),
+                     "numpy compare": numpy_path(m), "numpy sort": numpy_path(0)}
             results = {k: f(T, M) for k, f in sides.items()}  # warm (numba loads)
             ref = results["numpy sort"]
             for k, r in results.items():
                 if not np.array_equal(r, ref):
                     raise SystemExit(f"m = {m}: {k} counts differ from the sort path's")
             best = dict.fromkeys(sides, float("inf"))
-            for _ in range(args.repeat):
-                for k, f in sides.items():
+            for r in range(args.repeat):  # the order reversed every other repeat (the later side finds warmer caches)
+                for k, f in list(sides.items())[:: 1 if r % 2 == 0 else -1]:
                     t = time.perf_counter()
                     f(T, M)
                     best[k] = min(best[k], time.perf_counter() - t)
-            rows.append({"relevant": m, "path": "compare" if m <= counting.COMPARE_KERNEL_MAX else "grid",
+            compare = m <= counting.COMPARE_KERNEL_MAX
+            path = ("compare, C" if counting.USE_C else "compare, numba") if compare else "grid"
+            rows.append({"relevant": m if args.data is None else float(M.mean()), "path": path,
                          **{f"{k} ns/score": best[k] / n * 1e9 for k in sides}})
-    print(f"tile {args.rows} x {args.width}, one thread, best of {args.repeat} ({cpu_name()})")
-    print("| relevant m | kernel path | kernel ns/score | numpy compare | numpy sort | best numpy / kernel |")
-    print("|---:|---|---:|---:|---:|---:|")
+    where = "synthetic" if args.data is None else f"{args.data} (class relevance, m = per-row mean)"
+    print(f"tile {args.rows} x {args.width}, {where}, one thread, best of {args.repeat} ({cpu_name()})")
+    print("| relevant m | kernel path | kernel ns/score | numba | numpy compare | numpy sort | numba / kernel |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        k, c, s = r["kernel ns/score"], r["numpy compare ns/score"], r["numpy sort ns/score"]
-        print(f"| {r['relevant']} | {r['path']} | {k:.2f} | {c:.2f} | {s:.2f} | {min(c, s) / k:.2f} |")
+        k, b = r["kernel ns/score"], r["numba ns/score"]
+        c, s = r["numpy compare ns/score"], r["numpy sort ns/score"]
+        print(f"| {r['relevant']:.4g} | {r['path']} | {k:.2f} | {b:.2f} | {c:.2f} | {s:.2f} | {b / k:.2f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cpu": cpu_name(), "rows": args.rows, "width": args.width, "repeat": args.repeat,
-                                    "results": rows}, indent=2) + "\n")
+                                    "data": None if args.data is None else str(args.data), "c_kernel": counting.USE_C,
+                                    "compact_every": counting.COMPACT_EVERY, "results": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -1,12 +1,22 @@
 """The compiled counting kernel against brute force: exact counts and row maxima, with ties,
 near-equal thresholds (grid rounding), -inf entries, rows without thresholds, strided input; on both
-of its paths (the grid, per-threshold comparisons) and with rows of a block taking either."""
+of its paths (the grid, per-threshold comparisons) and with rows of a block taking either; the
+comparison rows both in numba and in the AVX-512 C kernel (`kernel` "c", where it is built and runs)."""
 
 import numpy as np
 import pytest
 from embridge.evaluation import counting
 
 pytestmark = pytest.mark.skipif(not counting.HAVE_NUMBA, reason="numba not installed")
+
+
+@pytest.fixture(params=["numba", "c"])
+def kernel(request, monkeypatch):
+    """The comparison rows in numba, or in the C kernel (skipped where it is not built or not supported)."""
+    if request.param == "c" and counting._C_TILE is None:
+        pytest.skip("the C counting kernel is not built here, or this CPU lacks AVX-512F")
+    monkeypatch.setattr(counting, "USE_C", request.param == "c")
+    return request.param
 
 
 def brute(S, T, m):
@@ -18,7 +28,7 @@ def brute(S, T, m):
 
 @pytest.mark.parametrize("path", ["grid", "compare", "mixed"])
 @pytest.mark.parametrize("case", ["continuous", "ties", "near", "tiny_range"])
-def test_count_rows_equals_bruteforce(case, path):
+def test_count_rows_equals_bruteforce(case, path, kernel):
     rng = np.random.default_rng(["continuous", "ties", "near", "tiny_range"].index(case))
     t, w, mm = 40, 700, 25
     if case == "ties":  # small integers: many scores equal to thresholds
@@ -53,7 +63,7 @@ def test_count_rows_equals_bruteforce(case, path):
 
 
 @pytest.mark.parametrize("compare_max", [0, 12, 96])
-def test_a_block_counted_tile_by_tile_equals_bruteforce_over_all_its_tiles(compare_max):
+def test_a_block_counted_tile_by_tile_equals_bruteforce_over_all_its_tiles(compare_max, kernel):
     """counting.Counter keeps a block's grid and bin histograms across its tiles: the counts after
     the last tile equal brute force over the whole row, whatever the tiles' widths and strides,
     with thresholds equal to scores of other tiles, thresholds in one bin, and -inf entries."""
@@ -75,3 +85,86 @@ def test_a_block_counted_tile_by_tile_equals_bruteforce_over_all_its_tiles(compa
     counter.finish(out)
     np.testing.assert_array_equal(out, brute(S, T, m))
     np.testing.assert_array_equal(np.max(maxima, axis=0), S.max(axis=1))
+
+
+@pytest.mark.parametrize("w", [1, 15, 16, 17, 511, 512, 513, 1_000, 1_536])
+@pytest.mark.parametrize("every", [1, 3, 8, 100])
+@pytest.mark.parametrize("mm", [128, 1_500])
+def test_the_c_kernel_compacting_every_few_thresholds_equals_bruteforce(w, every, mm, monkeypatch):
+    """The C kernel compacts each 512-score chunk to the scores >= the next threshold every
+    `COMPACT_EVERY` thresholds, and counts the last few scores of a chunk facing many thresholds by
+    binary search (mm = 1,500): exact at every chunk and vector tail (w around 16 and 512), with
+    scores equal to the thresholds a compaction keys on, thresholds repeated across a compaction's
+    boundary, -inf entries, rows of 0 thresholds and of mm, and rows of any stride."""
+    if counting._C_TILE is None:
+        pytest.skip("the C counting kernel is not built here, or this CPU lacks AVX-512F")
+    monkeypatch.setattr(counting, "USE_C", True)
+    monkeypatch.setattr(counting, "COMPACT_EVERY", every)
+    rng = np.random.default_rng(w * 101 + every + mm)
+    t = 12
+    S = rng.integers(-20, 21, (t, w + 5)).astype(np.float32) / np.float32(4)  # many exact ties
+    T = np.sort(rng.integers(-24, 25, (t, mm)).astype(np.float32) / np.float32(4), axis=1)
+    T[1, 5:20] = T[1, 5]  # one value repeated across the boundaries at 8 and 16
+    m = rng.integers(1, mm + 1, t)
+    m[:3] = (0, mm, 40)
+    T[np.arange(mm)[None, :] >= m[:, None]] = np.inf
+    S[rng.random(S.shape) < 0.1] = -np.inf
+    S = S[:, 5:]
+    out = np.full((t, mm), 7, dtype=np.int64)  # adds to what is there
+    row_max = counting.count_rows(S, T, m, out, compare_max=mm)
+    np.testing.assert_array_equal(out - 7, brute(S, T, m))
+    np.testing.assert_array_equal(row_max, S.max(axis=1))
+
+
+def test_the_c_kernel_leaves_nan_scores_out_of_counts_and_maxima(monkeypatch):
+    """A NaN score counts for no threshold (as `s >= t` is false) and is not a row's maximum; the
+    other scores of its chunk count as they would without it."""
+    if counting._C_TILE is None:
+        pytest.skip("the C counting kernel is not built here, or this CPU lacks AVX-512F")
+    monkeypatch.setattr(counting, "USE_C", True)
+    rng = np.random.default_rng(5)
+    S = rng.standard_normal((6, 700)).astype(np.float32)
+    S[:, ::7] = np.nan
+    T = np.sort(rng.standard_normal((6, 20)).astype(np.float32), axis=1)
+    m = np.full(6, 20)
+    out = np.zeros((6, 20), dtype=np.int64)
+    row_max = counting.count_rows(S, T, m, out)
+    np.testing.assert_array_equal(out, brute(np.nan_to_num(S, nan=-np.inf), T, m))
+    np.testing.assert_array_equal(row_max, np.nanmax(S, axis=1))
+
+
+def test_tiles_the_c_kernel_does_not_take_are_counted_by_numba_exactly(monkeypatch):
+    """A tile with a column stride never goes to the C kernel, and one it declines (it returns
+    nonzero, as when it cannot allocate its work space) goes to numba instead: the same counts as
+    brute force either way, on the comparison rows and the grid rows of one block."""
+    if counting._C_TILE is None:
+        pytest.skip("the C counting kernel is not built here, or this CPU lacks AVX-512F")
+    monkeypatch.setattr(counting, "USE_C", True)
+    calls = []
+    rng = np.random.default_rng(9)
+    S = rng.standard_normal((5, 2_000)).astype(np.float32)
+    T = np.sort(rng.standard_normal((5, 30)).astype(np.float32), axis=1)
+    m = np.array([30, 30, 4, 0, 12])
+    T[np.arange(30)[None, :] >= m[:, None]] = np.inf
+    for tile, declines in ((S[:, ::2], False), (S, True)):
+        monkeypatch.setattr(counting, "_C_TILE", lambda *a: calls.append(a) or -3)
+        out = np.zeros((5, 30), dtype=np.int64)
+        counting.count_rows(tile, T, m, out, compare_max=10)  # rows 0, 1: the grid; 2, 4: comparisons
+        np.testing.assert_array_equal(out, brute(tile, T, m))
+        assert len(calls) == declines  # the strided tile never asked
+
+
+def test_the_c_kernel_is_built_and_used_where_a_compiler_and_avx512_are():
+    """setup.py's extension is optional (an install without a compiler goes on): here, where gcc and
+    an AVX-512 CPU are, the install must have built it and the scan must count with it."""
+    import platform
+    import shutil
+
+    flags = ""
+    if platform.system() == "Linux":
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    if platform.machine() != "x86_64" or " avx512f" not in flags or not shutil.which("cc"):
+        pytest.skip("no C compiler or no AVX-512F here: the numba kernel counts")
+    assert counting._C_TILE is not None, "embridge.evaluation._countc was not built or did not load"
+    assert counting.USE_C

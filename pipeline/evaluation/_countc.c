@@ -19,9 +19,10 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define CHUNK 512
-#define MAX_COMPARE 128 /* thresholds a comparison row holds at most (counting.COMPARE_KERNEL_MAX is 96) */
+#define MAX_COMPARE (1 << 20) /* thresholds a comparison row holds at most (its work space: 64 bytes each) */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -104,12 +105,38 @@ TARGET static __m512 chunk_max(const float *x, int64_t n, __m512 acc)
     return acc;
 }
 
+/* #{j < n : T[j] <= x} for ascending T (binary search). */
+static inline int64_t at_or_below(const float *T, int64_t n, float x)
+{
+    int64_t lo = 0;
+    while (n > 0) {
+        const int64_t half = n >> 1;
+        if (T[lo + half] <= x) {
+            lo += half + 1;
+            n -= half + 1;
+        } else {
+            n = half;
+        }
+    }
+    return lo;
+}
+
+static inline int64_t log2_ceil(int64_t n)
+{
+    int64_t b = 0;
+    while (((int64_t)1 << b) < n)
+        b++;
+    return b;
+}
+
+/* acc (mx int32 vectors, 64-byte aligned) and diff (mx + 1 int32): the work space of rows of up to mx
+   thresholds. diff: the few last scores of a chunk add 1 at the first threshold of their pass, -1
+   after the last threshold they are >= (summed from the left, once a row). */
 TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int64_t w, const float *T, int64_t ldT,
                                      const int64_t *m, const int64_t *G, int64_t *out, int64_t ldout, float *row_max,
-                                     int64_t level)
+                                     int64_t level, __m512i *acc, int32_t *diff)
 {
     float buf[2][CHUNK + 16] __attribute__((aligned(64)));
-    __m512i acc[MAX_COMPARE];
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     if (level < 1)
         level = 1;
@@ -120,22 +147,33 @@ TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int6
         const int64_t mi = (G[i] == 0) ? m[i] : 0; /* grid rows: only their maximum here */
         int64_t used = 0; /* accumulators in use: the most thresholds any chunk passed */
         __m512 rmax = ninf;
+        diff[0] = 0;
         for (int64_t c0 = 0; c0 < w; c0 += CHUNK) {
             const int64_t n = (w - c0 < CHUNK) ? w - c0 : CHUNK;
             const __m512 cm = chunk_max(s + c0, n, ninf);
             rmax = _mm512_max_ps(cm, rmax);
             if (mi == 0)
                 continue;
-            const float cmx = _mm512_reduce_max_ps(cm);
-            int64_t jn = 0; /* thresholds above the chunk's maximum count nothing in it */
-            while (jn < mi && Ti[jn] <= cmx)
-                jn++;
-            for (; used < jn; used++)
+            /* thresholds above the chunk's maximum count nothing in it */
+            const int64_t jn = at_or_below(Ti, mi, _mm512_reduce_max_ps(cm));
+            for (; used < jn; used++) { /* diff[0 .. used] are in use */
                 acc[used] = _mm512_setzero_si512();
+                diff[used + 1] = 0;
+            }
             const float *cur = s + c0;
             int64_t cn = n, lo = 0, b = 0;
             while (jn > lo) {
-                const int64_t p = (jn - lo > level) ? lo + level : jn;
+                const int64_t rest = jn - lo;
+                if (cn * 8 * log2_ceil(rest + 1) < 5 * rest) {
+                    /* a few scores left for many thresholds: each finds its count by binary search
+                       (about 8 cycles a step) rather than a pass a 4 thresholds (about 20 cycles) */
+                    for (int64_t g = 0; g < cn; g++) {
+                        diff[lo] += 1;
+                        diff[lo + at_or_below(Ti + lo, rest, cur[g])] -= 1;
+                    }
+                    break;
+                }
+                const int64_t p = (rest > level) ? lo + level : jn;
                 compare(cur, cn, Ti + lo, p - lo, acc + lo);
                 if (p >= jn)
                     break;
@@ -147,8 +185,11 @@ TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int6
                     break;
             }
         }
-        for (int64_t j = 0; j < used; j++)
-            oi[j] += _mm512_reduce_add_epi32(acc[j]);
+        int64_t run = 0;
+        for (int64_t j = 0; j < used; j++) {
+            run += diff[j];
+            oi[j] += _mm512_reduce_add_epi32(acc[j]) + run;
+        }
         row_max[i] = _mm512_reduce_max_ps(rmax);
     }
 }
@@ -168,17 +209,29 @@ int embridge_count_supported(void) { return supported(); }
 /* See the top of the file. S: t rows of w floats, `ld` apart; T (t, ldT) float32; m, G (t,) int64;
    out (t, ldout) int64; row_max (t,) float32; level: thresholds compared before each compaction.
    Returns 0; -1 where the kernel is not supported, -2 where a comparison row (G[i] == 0) has more than
-   MAX_COMPARE thresholds (nothing written then). */
+   MAX_COMPARE thresholds, -3 where its work space could not be allocated (nothing written then). */
 int embridge_count_tile(const float *S, int64_t ld, int64_t t, int64_t w, const float *T, int64_t ldT,
                         const int64_t *m, const int64_t *G, int64_t *out, int64_t ldout, float *row_max, int64_t level)
 {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (!supported())
         return -1;
+    int64_t mx = 1;
     for (int64_t i = 0; i < t; i++)
-        if (G[i] == 0 && m[i] > MAX_COMPARE)
-            return -2;
-    count_tile_avx512(S, ld, t, w, T, ldT, m, G, out, ldout, row_max, level);
+        if (G[i] == 0 && m[i] > mx)
+            mx = m[i];
+    if (mx > MAX_COMPARE)
+        return -2;
+    void *acc = aligned_alloc(64, (size_t)mx * 64);
+    int32_t *diff = malloc((size_t)(mx + 1) * sizeof(int32_t));
+    if (acc == NULL || diff == NULL) {
+        free(acc);
+        free(diff);
+        return -3;
+    }
+    count_tile_avx512(S, ld, t, w, T, ldT, m, G, out, ldout, row_max, level, acc, diff);
+    free(acc);
+    free(diff);
     return 0;
 #else
     (void)S; (void)ld; (void)t; (void)w; (void)T; (void)ldT; (void)m; (void)G; (void)out; (void)ldout;

@@ -262,6 +262,14 @@ def _load_c():
 
 _C_TILE = _load_c()
 USE_C = _C_TILE is not None  # the comparison rows in C (where it loaded), else in numba (tests switch it)
+C_COMPARE_MAX = 4096  # with the C kernel, rows with at most this many thresholds are compared (at 2,000
+#   thresholds 24.5 ns a score against 41.7 on the grid, at 5,000 55 against 54; synthetic scores)
+
+
+def default_compare_max() -> int:
+    """The most thresholds a row is counted by comparisons with (more: the grid): C_COMPARE_MAX where
+    the C kernel counts, else COMPARE_KERNEL_MAX."""
+    return C_COMPARE_MAX if USE_C else COMPARE_KERNEL_MAX
 _NO_CHUNKS = np.zeros((0, 0), dtype=np.float32)
 
 
@@ -270,14 +278,14 @@ class Counter:
     out[q, j] then holds #{g : S[q, g] >= T[q, j]} over all tiles added (plus what it held).
 
     T: (t, mm) float32, each row's first m[q] entries ascending (+inf allowed: counted 0); m: (t,).
-    Rows with at most `compare_max` (default COMPARE_KERNEL_MAX) thresholds are counted by
+    Rows with at most `compare_max` (default `default_compare_max()`) thresholds are counted by
     comparisons, the others on the grid; the grid rows' bin histograms (t x G int32, G <= GRID_CELLS
     / t) live until `finish`, so the grid is built, and its histogram summed, once per block rather
     than once per tile.
     Needs numba (`HAVE_NUMBA`)."""
 
     def __init__(self, T: np.ndarray, m: np.ndarray, compare_max: int | None = None):
-        compare_max = COMPARE_KERNEL_MAX if compare_max is None else compare_max
+        compare_max = default_compare_max() if compare_max is None else compare_max
         self.T = np.ascontiguousarray(T, dtype=np.float32)
         self.m = np.minimum(m, (self.T < np.inf).sum(axis=1)).astype(np.int64)  # +inf: nothing scores >= them
         self.G, self.lo, self.scale, self.first = _plan_jit(self.T, self.m, GRID_PER_RELEVANT, MAX_GRID, GRID_CELLS,
@@ -287,6 +295,7 @@ class Counter:
         self.H[:, :-1][self.first[:, 1:] > self.first[:, :-1]] = -OCCUPIED
         self.E = np.zeros((len(self.T), self.T.shape[1] + 1), dtype=np.int64)
         self.grid = bool((self.G > 0).any())
+        self.compares = bool(((self.G == 0) & (self.m > 0)).any())  # rows the C kernel would count
         self.columns = 0
 
     def add(self, S: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -297,7 +306,7 @@ class Counter:
         t, w = S.shape
         if w == 0:
             return np.full(t, -np.inf, dtype=np.float32)
-        if USE_C and self._c_counts(S, out):  # comparison rows counted, every row's maximum found
+        if USE_C and self.compares and self._c_counts(S, out):  # comparison rows counted, every row's maximum
             row_max = self._row_max
             if self.grid:
                 _add_jit(S, _NO_CHUNKS, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E,
@@ -309,8 +318,8 @@ class Counter:
 
     def _c_counts(self, S: np.ndarray, out: np.ndarray) -> bool:
         """The C kernel on tile S: True when it ran (the maxima in self._row_max); False where its
-        layout does not fit (a column stride, another dtype, a row with more than its 128 thresholds),
-        with nothing written."""
+        layout does not fit (a column stride, another dtype) or it declined (no work space), with
+        nothing written."""
         t, w = S.shape
         if S.dtype != np.float32 or out.dtype != np.int64 or out.shape != self.T.shape:
             return False
