@@ -1,4 +1,4 @@
-"""Compiled kernels of the fused scan (numba): for every score of a tile, the bucket of its query's
+"""Compiled kernels of the fused scan (numba, and an optional C kernel): for every score of a tile, the bucket of its query's
 sorted relevant scores it falls into (the tile's chunk and row maxima come from numpy's reduceat,
 which vectorizes where numba's float maximum does not); and the running top-k merge (`merge_topk`).
 
@@ -16,10 +16,18 @@ from the top) is done once per block, not once per tile; a bin holding threshold
 at -OCCUPIED, so the hot loop reads one array. In the scan at 10k x 200k x 512 with ~230 thresholds
 a row (two workers): 9.1 s of counting for 2.05e9 scores, 4.4 ns each, against 11.9 s (5.8 ns) when
 each 4,096-score tile row built its own look-up table.
-A row with at most COMPARE_KERNEL_MAX thresholds is counted instead by vectorized comparison passes
-over each chunk of its scores, four thresholds a pass, summed in float32 lanes, skipping the
-thresholds above the chunk's maximum (3.0 ns per score at 60 thresholds on an Intel Xeon,
-`bench/counting.py`).
+A row with at most `default_compare_max()` thresholds is counted instead by comparisons:
+- where the C extension `_countc` (built by setup.py; `_countc.c`) loaded and the CPU has AVX-512F
+  (`USE_C`), up to C_COMPARE_MAX thresholds, by AVX-512 comparison passes that, every
+  COMPACT_EVERY thresholds, compact the chunk to the scores at or above the next threshold (a score
+  below it counts for none of the higher ones), and the last few scores facing many thresholds by
+  binary search; it also finds every row's maximum, so no reduceat pass is made. On the default
+  benchmark's class relevance (~61 thresholds a row, a typical score above 9 of them) 1.10 ns a
+  score against 1.63 for numba's passes (`bench/counting.py --data`, an AMD EPYC Zen 4);
+- else, up to COMPARE_KERNEL_MAX thresholds, in numba: vectorized comparison passes over each chunk
+  of its scores, four thresholds a pass, summed in float32 lanes, skipping the thresholds above the
+  chunk's maximum (3.0 ns per score at 60 thresholds on an Intel Xeon, `bench/counting.py`).
+Both make the same float32 comparisons `s >= t`, so the counts are the same, exactly.
 Without numba (`HAVE_NUMBA` False) the scan compares or sorts rows in numpy.
 """
 
