@@ -6,9 +6,10 @@ deviation higher, as in retrieval, for each --relevant count m; or, with --data 
 `bench/eval.py`'s: xq.npy, xb.npy, lq.npy, lb.npy), the tile of its first --rows queries against
 gallery rows [--width, 2 * --width), thresholds each query's same-class scores over the whole
 gallery (class relevance, their entries in the tile masked to -inf, as in the scan). Sides:
-- kernel: as the scan runs it: comparison rows (m <= counting.COMPARE_KERNEL_MAX) in the AVX-512 C
+- kernel: as the scan runs it: comparison rows (m <= counting.C_COMPARE_MAX) in the AVX-512 C
   kernel where it is built and runs (`counting.USE_C`), the grid above;
-- numba: the same with the comparison rows in numba (the path without the C kernel);
+- numba: the path without the C kernel: comparison rows (m <= counting.COMPARE_KERNEL_MAX) in
+  numba, the grid above;
 - numpy compare (`np.count_nonzero` per threshold, what the scan runs for m <= scan.COMPARE_MAX
   without numba) and numpy sort (each row sorted, thresholds found by binary search: the scan
   without numba); the numpy sides are the scan's own (`scan.count_at_or_above`, numba off).
@@ -132,18 +133,19 @@ def main() -> None:
                     t = time.perf_counter()
                     f(T, M)
                     best[k] = min(best[k], time.perf_counter() - t)
-            compare = m <= counting.COMPARE_KERNEL_MAX
-            path = ("compare, C" if counting.USE_C else "compare, numba") if compare else "grid"
-            rows.append({"relevant": m if args.data is None else float(M.mean()), "path": path,
+            numba = "compare" if m <= counting.COMPARE_KERNEL_MAX else "grid"
+            path = "compare, C" if counting.USE_C and m <= counting.C_COMPARE_MAX else f"{numba}, numba"
+            rows.append({"relevant": m if args.data is None else float(M.mean()), "path": path, "numba path": numba,
                          **{f"{k} ns/score": best[k] / n * 1e9 for k in sides}})
     where = "synthetic" if args.data is None else f"{args.data} (class relevance, m = per-row mean)"
     print(f"tile {args.rows} x {args.width}, {where}, one thread, best of {args.repeat} ({cpu_name()})")
-    print("| relevant m | kernel path | kernel ns/score | numba | numpy compare | numpy sort | numba / kernel |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print("| relevant m | kernel path | kernel ns/score | numba path | numba | numpy compare | numpy sort | numba / kernel |")
+    print("|---:|---|---:|---|---:|---:|---:|---:|")
     for r in rows:
         k, b = r["kernel ns/score"], r["numba ns/score"]
         c, s = r["numpy compare ns/score"], r["numpy sort ns/score"]
-        print(f"| {r['relevant']:.4g} | {r['path']} | {k:.2f} | {b:.2f} | {c:.2f} | {s:.2f} | {b / k:.2f} |")
+        print(f"| {r['relevant']:.4g} | {r['path']} | {k:.2f} | {r['numba path']} | {b:.2f} | {c:.2f} | {s:.2f} "
+              f"| {b / k:.2f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cpu": cpu_name(), "rows": args.rows, "width": args.width, "repeat": args.repeat,
                                     "data": None if args.data is None else str(args.data), "c_kernel": counting.USE_C,

@@ -92,8 +92,8 @@ def test_a_block_counted_tile_by_tile_equals_bruteforce_over_all_its_tiles(compa
 @pytest.mark.parametrize("mm", [128, 1_500])
 def test_the_c_kernel_compacting_every_few_thresholds_equals_bruteforce(w, every, mm, monkeypatch):
     """The C kernel compacts each 512-score chunk to the scores >= the next threshold every
-    `COMPACT_EVERY` thresholds, and counts the last few scores of a chunk facing many thresholds by
-    binary search (mm = 1,500): exact at every chunk and vector tail (w around 16 and 512), with
+    `COMPACT_EVERY` thresholds, on rows of up to 128 and 1,500 thresholds (mm): exact at every
+    chunk and vector tail (w around 16 and 512), with
     scores equal to the thresholds a compaction keys on, thresholds repeated across a compaction's
     boundary, -inf entries, rows of 0 thresholds and of mm, and rows of any stride."""
     if counting._C_TILE is None:

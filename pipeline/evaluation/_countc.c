@@ -5,12 +5,14 @@
    (G[i] == 0, m[i] > 0), and row_max[i] = max_g S[i, g] for every row (NaN left out).
 
    The numba kernel compares every score of a 512-score chunk with every threshold below the chunk's
-   maximum (57 of 61 on the default benchmark's class relevance), where a typical score is above 9
-   of them. Here, after every LEVEL thresholds, the chunk is compacted to the scores at or above the
-   next threshold (vcompressps into a register, then one store): a score below it counts for none of
-   the thresholds above, as they are ascending. So the comparisons shrink with the scores left, and
-   the counts stay exact: every comparison is the float32 `s >= t` of the numba kernel (false for
-   NaN and for -inf against any finite threshold).
+   maximum: 57 of 61 a score on bench/eval.py's class relevance at 3k x 60k x 512, where a typical
+   score is above 9 of them. Here, after every `level` thresholds (counting.COMPACT_EVERY), the
+   chunk is compacted to the scores at or above the next threshold (vcompressps into a register,
+   then one store): a score below it counts for none of the thresholds above, as they are
+   ascending. So the comparisons shrink with the scores left (17.6 a score there; at 10k x 200k, 38
+   where numba makes 190, a typical score being above 31 of 201), and the counts stay exact: every
+   comparison is the float32 `s >= t` of the numba kernel (false for NaN and for -inf against any
+   finite threshold); the thresholds below a chunk's maximum are found by binary search.
 
    Built by setuptools as an optional extension: where it does not compile, or the CPU lacks
    AVX-512F (`embridge_count_supported` returns 0), counting.py keeps the numba kernel. */
@@ -121,20 +123,10 @@ static inline int64_t at_or_below(const float *T, int64_t n, float x)
     return lo;
 }
 
-static inline int64_t log2_ceil(int64_t n)
-{
-    int64_t b = 0;
-    while (((int64_t)1 << b) < n)
-        b++;
-    return b;
-}
-
-/* acc (mx int32 vectors, 64-byte aligned) and diff (mx + 1 int32): the work space of rows of up to mx
-   thresholds. diff: the few last scores of a chunk add 1 at the first threshold of their pass, -1
-   after the last threshold they are >= (summed from the left, once a row). */
+/* acc (mx int32 vectors, 64-byte aligned): the work space of rows of up to mx thresholds. */
 TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int64_t w, const float *T, int64_t ldT,
                                      const int64_t *m, const int64_t *G, int64_t *out, int64_t ldout, float *row_max,
-                                     int64_t level, __m512i *acc, int32_t *diff)
+                                     int64_t level, __m512i *acc)
 {
     float buf[2][CHUNK + 16] __attribute__((aligned(64)));
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
@@ -147,7 +139,6 @@ TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int6
         const int64_t mi = (G[i] == 0) ? m[i] : 0; /* grid rows: only their maximum here */
         int64_t used = 0; /* accumulators in use: the most thresholds any chunk passed */
         __m512 rmax = ninf;
-        diff[0] = 0;
         for (int64_t c0 = 0; c0 < w; c0 += CHUNK) {
             const int64_t n = (w - c0 < CHUNK) ? w - c0 : CHUNK;
             const __m512 cm = chunk_max(s + c0, n, ninf);
@@ -156,24 +147,12 @@ TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int6
                 continue;
             /* thresholds above the chunk's maximum count nothing in it */
             const int64_t jn = at_or_below(Ti, mi, _mm512_reduce_max_ps(cm));
-            for (; used < jn; used++) { /* diff[0 .. used] are in use */
+            for (; used < jn; used++)
                 acc[used] = _mm512_setzero_si512();
-                diff[used + 1] = 0;
-            }
             const float *cur = s + c0;
             int64_t cn = n, lo = 0, b = 0;
             while (jn > lo) {
-                const int64_t rest = jn - lo;
-                if (cn * 8 * log2_ceil(rest + 1) < 5 * rest) {
-                    /* a few scores left for many thresholds: each finds its count by binary search
-                       (about 8 cycles a step) rather than a pass a 4 thresholds (about 20 cycles) */
-                    for (int64_t g = 0; g < cn; g++) {
-                        diff[lo] += 1;
-                        diff[lo + at_or_below(Ti + lo, rest, cur[g])] -= 1;
-                    }
-                    break;
-                }
-                const int64_t p = (rest > level) ? lo + level : jn;
+                const int64_t p = (jn - lo > level) ? lo + level : jn;
                 compare(cur, cn, Ti + lo, p - lo, acc + lo);
                 if (p >= jn)
                     break;
@@ -185,11 +164,8 @@ TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int6
                     break;
             }
         }
-        int64_t run = 0;
-        for (int64_t j = 0; j < used; j++) {
-            run += diff[j];
-            oi[j] += _mm512_reduce_add_epi32(acc[j]) + run;
-        }
+        for (int64_t j = 0; j < used; j++)
+            oi[j] += _mm512_reduce_add_epi32(acc[j]);
         row_max[i] = _mm512_reduce_max_ps(rmax);
     }
 }
@@ -223,15 +199,10 @@ int embridge_count_tile(const float *S, int64_t ld, int64_t t, int64_t w, const 
     if (mx > MAX_COMPARE)
         return -2;
     void *acc = aligned_alloc(64, (size_t)mx * 64);
-    int32_t *diff = malloc((size_t)(mx + 1) * sizeof(int32_t));
-    if (acc == NULL || diff == NULL) {
-        free(acc);
-        free(diff);
+    if (acc == NULL)
         return -3;
-    }
-    count_tile_avx512(S, ld, t, w, T, ldT, m, G, out, ldout, row_max, level, acc, diff);
+    count_tile_avx512(S, ld, t, w, T, ldT, m, G, out, ldout, row_max, level, acc);
     free(acc);
-    free(diff);
     return 0;
 #else
     (void)S; (void)ld; (void)t; (void)w; (void)T; (void)ldT; (void)m; (void)G; (void)out; (void)ldout;

@@ -20,10 +20,10 @@ A row with at most `default_compare_max()` thresholds is counted instead by comp
 - where the C extension `_countc` (built by setup.py; `_countc.c`) loaded and the CPU has AVX-512F
   (`USE_C`), up to C_COMPARE_MAX thresholds, by AVX-512 comparison passes that, every
   COMPACT_EVERY thresholds, compact the chunk to the scores at or above the next threshold (a score
-  below it counts for none of the higher ones), and the last few scores facing many thresholds by
-  binary search; it also finds every row's maximum, so no reduceat pass is made. On the default
-  benchmark's class relevance (~61 thresholds a row, a typical score above 9 of them) 1.10 ns a
-  score against 1.63 for numba's passes (`bench/counting.py --data`, an AMD EPYC Zen 4);
+  below it counts for none of the higher ones); it also finds every row's maximum, so no reduceat
+  pass is made. On `bench/eval.py`'s class relevance (~61 thresholds a row, a typical score above 9
+  of them) about 0.9 ns a score against 1.6 for numba's passes (`bench/counting.py --data`, an AMD
+  EPYC Zen 4);
 - else, up to COMPARE_KERNEL_MAX thresholds, in numba: vectorized comparison passes over each chunk
   of its scores, four thresholds a pass, summed in float32 lanes, skipping the thresholds above the
   chunk's maximum (3.0 ns per score at 60 thresholds on an Intel Xeon, `bench/counting.py`).
@@ -244,8 +244,9 @@ if HAVE_NUMBA:
         _plan_jit, _add_jit, _finish_jit, _topk_jit = (njit(nogil=True)(f) for f in (_plan, _add, _finish, _topk))
 
 
-COMPACT_EVERY = 8  # the C kernel: thresholds compared before each compaction of a chunk (0.93 ns a score at
-#   61 thresholds on the default benchmark's class relevance, 4 to 16: 0.92-1.11; never: 1.69, as numba)
+COMPACT_EVERY = 12  # the C kernel: thresholds compared before each compaction of a chunk. bench/eval.py's class
+#   relevance (real tiles, one thread, an AMD EPYC Zen 4): at ~61 thresholds a row 0.85 ns a score (every 8:
+#   0.87, 16: 0.89; numba 1.63), at ~201 1.91 (8: 2.11, 16: 1.87)
 _C_ARGS = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)
 

@@ -9,7 +9,8 @@ streams past. In each tile the block's relevant entries are masked (taken above,
 other score adds, for every t_j, to the number of irrelevant items scoring >= t_j:
 
 - with numba (a dependency): the compiled kernel of `counting` for every m, which also merges the
-  running top-k (`counting.merge_topk`); without it:
+  running top-k (`counting.merge_topk`); its comparison rows run in the AVX-512 C kernel where
+  setup.py built it and the CPU has AVX-512F (`counting.USE_C`); without numba:
 - m <= COMPARE_MAX: m vectorized comparisons per tile (`np.count_nonzero(S >= t_j)`);
 - larger m: each row of the tile is sorted once (float32, SIMD sort) and the sorted thresholds are
   located in it by binary search: #irrelevant >= t_j = w - #(scores < t_j), O(w log w + m log w);
@@ -29,8 +30,9 @@ so that each gallery tile it gathers serves all of them. Memory: `(1 + GROUP_BLO
 * min(score_budget, TILE_SCORES)` scores per thread (about 28 bytes of work space each) and one
 gallery tile per thread, gathered in key order before its sgemms (none when the gallery is in that
 order already), plus (nq, k) results, (block, m) relevant scores and, with more than
-`counting.COMPARE_KERNEL_MAX` relevant items, the counting kernel's bin histograms (at most 16 MiB
-a block, `counting.GRID_CELLS`); it does not grow with nq x nb. The gallery itself is never copied:
+`counting.default_compare_max()` relevant items (4,096 with the C kernel, else 96), the counting
+kernel's bin histograms (at most 16 MiB a block, `counting.GRID_CELLS`; the C kernel's work space
+is 64 bytes a threshold for one tile call); it does not grow with nq x nb. The gallery itself is never copied:
 memory touched for the first time is what costs most on a small scan (about 3 s a GB on this
 project's machines, 0.37 s for a key-ordered copy of 60k x 512 against a 1.2 s FAISS search;
 `bench/RESULTS.md`).
