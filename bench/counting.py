@@ -5,7 +5,9 @@ One tile of --rows x --width standard-normal scores, thresholds (relevant scores
 deviation higher, as in retrieval, for each --relevant count m; or, with --data (a folder of
 `bench/eval.py`'s: xq.npy, xb.npy, lq.npy, lb.npy), the tile of its first --rows queries against
 gallery rows [--width, 2 * --width), thresholds each query's same-class scores over the whole
-gallery (class relevance, their entries in the tile masked to -inf, as in the scan). Sides:
+gallery (class relevance, their entries in the tile masked to -inf, as in the scan); it then also
+prints, per score, the thresholds it passes and the comparisons each kernel makes (`comparison_stats`).
+Sides:
 - kernel: as the scan runs it: comparison rows (m <= counting.C_COMPARE_MAX) in the AVX-512 C
   kernel where it is built and runs (`counting.USE_C`), the grid above;
 - numba: the path without the C kernel: comparison rows (m <= counting.COMPARE_KERNEL_MAX) in
@@ -60,6 +62,32 @@ def real_tile(data: Path, rows: int, width: int) -> tuple[np.ndarray, np.ndarray
         T[i, : M[i]] = np.sort(full[i][same[i]])
     S = np.ascontiguousarray(np.where(same, np.float32(-np.inf), full)[:, width : 2 * width])
     return S, T, M
+
+
+def comparison_stats(S: np.ndarray, T: np.ndarray, M: np.ndarray, every: int) -> dict:
+    """Per score of the tile, replayed in numpy: thresholds it is >= (the least any comparison
+    counting could make), comparisons numba's passes make (every threshold below its chunk's
+    maximum), and those the C kernel makes (compacting each 512-score chunk every `every`
+    thresholds to the scores >= the next one), with the scores it compacts."""
+    passed = numba = ours = compacted = 0
+    for i in range(len(S)):
+        Ti, row = T[i, : M[i]], S[i]
+        passed += int(np.searchsorted(Ti, row, side="right").sum())
+        for c0 in range(0, len(row), 512):
+            cur = row[c0 : c0 + 512]
+            jn = int(np.searchsorted(Ti, cur.max(), side="right"))
+            numba += jn * len(cur)
+            lo = 0
+            while jn > lo:
+                p = min(lo + every, jn)
+                ours += len(cur) * (p - lo)
+                if p >= jn:
+                    break
+                compacted += len(cur)
+                cur, lo = cur[cur >= Ti[p]], p
+    n = S.size
+    return {"thresholds passed": passed / n, "numba comparisons": numba / n, "C comparisons": ours / n,
+            "C scores compacted": compacted / n}
 
 
 def main() -> None:
@@ -138,6 +166,10 @@ def main() -> None:
             rows.append({"relevant": m if args.data is None else float(M.mean()), "path": path, "numba path": numba,
                          **{f"{k} ns/score": best[k] / n * 1e9 for k in sides}})
     where = "synthetic" if args.data is None else f"{args.data} (class relevance, m = per-row mean)"
+    stats = None
+    if args.data is not None:
+        stats = comparison_stats(S, real_T, real_M, counting.COMPACT_EVERY)
+        print("per score: " + ", ".join(f"{k} {v:.2f}" for k, v in stats.items()))
     print(f"tile {args.rows} x {args.width}, {where}, one thread, best of {args.repeat} ({cpu_name()})")
     print("| relevant m | kernel path | kernel ns/score | numba path | numba | numpy compare | numpy sort | numba / kernel |")
     print("|---:|---|---:|---|---:|---:|---:|---:|")
@@ -149,7 +181,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cpu": cpu_name(), "rows": args.rows, "width": args.width, "repeat": args.repeat,
                                     "data": None if args.data is None else str(args.data), "c_kernel": counting.USE_C,
-                                    "compact_every": counting.COMPACT_EVERY, "results": rows}, indent=2) + "\n")
+                                    "compact_every": counting.COMPACT_EVERY, "per_score": stats, "results": rows},
+                                   indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -1,6 +1,7 @@
-"""Compiled kernels of the fused scan (numba, and an optional C kernel): for every score of a tile, the bucket of its query's
-sorted relevant scores it falls into (the tile's chunk and row maxima come from numpy's reduceat,
-which vectorizes where numba's float maximum does not); and the running top-k merge (`merge_topk`).
+"""Compiled kernels of the fused scan (numba, and an optional C kernel): for every score of a tile,
+the bucket of its query's sorted relevant scores it falls into (the tile's chunk and row maxima come
+from numpy's reduceat, which vectorizes where numba's float maximum does not, or from the C kernel);
+and the running top-k merge (`merge_topk`).
 
 `Counter(T, m)` holds one query block's thresholds; `add(S, out)` takes each score tile of the block
 and returns its row maxima, `finish(out)` adds C[q, j] = #{g : S[q, g] >= T[q, j]} over all the tiles
@@ -279,7 +280,9 @@ def default_compare_max() -> int:
     """The most thresholds a row is counted by comparisons with (more: the grid): C_COMPARE_MAX where
     the C kernel counts, else COMPARE_KERNEL_MAX."""
     return C_COMPARE_MAX if USE_C else COMPARE_KERNEL_MAX
-_NO_CHUNKS = np.zeros((0, 0), dtype=np.float32)
+
+
+_NO_CHUNKS = np.zeros((0, 0), dtype=np.float32)  # `_add`'s chunk maxima when the C kernel counted the comparison rows
 
 
 class Counter:
@@ -315,8 +318,8 @@ class Counter:
         t, w = S.shape
         if w == 0:
             return np.full(t, -np.inf, dtype=np.float32)
-        if USE_C and self.compares and self._c_counts(S, out):  # comparison rows counted, every row's maximum
-            row_max = self._row_max
+        row_max = self._c_counts(S, out) if USE_C and self.compares else None
+        if row_max is not None:  # the comparison rows counted, every row's maximum found
             if self.grid:
                 _add_jit(S, _NO_CHUNKS, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E,
                          out, False)
@@ -325,20 +328,19 @@ class Counter:
         _add_jit(S, cmax, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E, out, True)
         return cmax.max(axis=1)
 
-    def _c_counts(self, S: np.ndarray, out: np.ndarray) -> bool:
-        """The C kernel on tile S: True when it ran (the maxima in self._row_max); False where its
-        layout does not fit (a column stride, another dtype) or it declined (no work space), with
-        nothing written."""
+    def _c_counts(self, S: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+        """The C kernel on tile S: its row maxima when it ran; None where the layout does not fit (a
+        column stride, another dtype) or it declined (no work space), with nothing written."""
         t, w = S.shape
         if S.dtype != np.float32 or out.dtype != np.int64 or out.shape != self.T.shape:
-            return False
+            return None
         if (w > 1 and S.strides[1] != 4) or (t > 1 and (S.strides[0] < 0 or S.strides[0] % 4)) or (
                 self.T.shape[1] > 1 and out.strides[1] != 8) or (t > 1 and out.strides[0] % 8):
-            return False
-        self._row_max = np.empty(t, dtype=np.float32)
-        return _C_TILE(S.ctypes.data, S.strides[0] // 4, t, w, self.T.ctypes.data, self.T.shape[1],
-                       self.m.ctypes.data, self.G.ctypes.data, out.ctypes.data, out.strides[0] // 8,
-                       self._row_max.ctypes.data, COMPACT_EVERY) == 0
+            return None
+        row_max = np.empty(t, dtype=np.float32)
+        done = _C_TILE(S.ctypes.data, S.strides[0] // 4, t, w, self.T.ctypes.data, self.T.shape[1], self.m.ctypes.data,
+                       self.G.ctypes.data, out.ctypes.data, out.strides[0] // 8, row_max.ctypes.data, COMPACT_EVERY)
+        return row_max if done == 0 else None
 
     def finish(self, out: np.ndarray) -> None:
         """Add the grid rows' counts over every tile added to out (the comparison rows are in it already)."""
