@@ -10,25 +10,35 @@ the same results up to float32 rounding.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 MODE = "auto"  # "auto": oneDNN for CPU float32 products where torch has it; "torch": torch.mm / F.linear
 _AVAILABLE: bool | None = None
+_PROBE_LOCK = threading.Lock()
 
 
 def onednn_available() -> bool:
-    """Whether torch's oneDNN linear op exists and computes here (probed once per process)."""
+    """Whether torch's oneDNN linear op exists and computes here (probed once per process, under a
+    lock: threads asking while it runs wait for its answer. It used to publish False before
+    probing, so the evaluation scan's second worker, asking during the first one's probe, scored
+    its first tiles with torch.mm: other roundings than the rest of the scan, which changed an AP
+    in the first scan of a process.)"""
     global _AVAILABLE
     if _AVAILABLE is None:
-        _AVAILABLE = False
-        try:
-            if torch.backends.mkldnn.is_available():
-                x = torch.ones(2, 3)
-                _AVAILABLE = bool(torch.equal(onednn_linear(x, x), torch.full((2, 2), 3.0)))
-        except (AttributeError, RuntimeError):  # an op renamed or missing in another torch build
-            pass
+        with _PROBE_LOCK:
+            if _AVAILABLE is None:
+                ok = False
+                try:
+                    if torch.backends.mkldnn.is_available():
+                        x = torch.ones(2, 3)
+                        ok = bool(torch.equal(onednn_linear(x, x), torch.full((2, 2), 3.0)))
+                except (AttributeError, RuntimeError):  # an op renamed or missing in another torch build
+                    pass
+                _AVAILABLE = ok
     return _AVAILABLE
 
 

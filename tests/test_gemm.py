@@ -139,3 +139,30 @@ def test_infonce_in_float32_agrees_with_float64():
     assert l32.item() == pytest.approx(l64.item(), rel=1e-5)
     for g32, g64 in zip(torch.autograd.grad(l32, (Z32, Y32)), torch.autograd.grad(l64, (Z64, Y64)), strict=True):
         torch.testing.assert_close(g32.double(), g64, rtol=1e-4, atol=1e-5)
+
+
+def _slow_probe(monkeypatch, seconds=0.2):
+    """oneDNN's availability unknown again, and its probe slowed down: threads asking meanwhile
+    must wait for its answer (the evaluation scan's workers ask at once)."""
+    import time
+
+    real = gemm.onednn_linear
+
+    def slow(*a):
+        time.sleep(seconds)
+        return real(*a)
+
+    monkeypatch.setattr(gemm, "_AVAILABLE", None)
+    monkeypatch.setattr(gemm, "onednn_linear", slow)
+
+
+def test_every_thread_gets_the_probe_s_answer_while_it_runs(monkeypatch):
+    """onednn_available() published False before probing: a second thread asking during the probe
+    got False and ran torch.mm, with other roundings. Now every thread gets the probe's answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    truth = gemm.onednn_available()
+    _slow_probe(monkeypatch)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: gemm.onednn_available(), range(4)))
+    assert answers == [truth] * 4

@@ -177,9 +177,10 @@ def _sgemm_kind() -> str:
     return "onednn" if onednn_available() else "mkl"
 
 
-def _sgemm(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def _sgemm(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None, kind: str | None = None) -> np.ndarray:
     """A @ B.T (float32) by torch: oneDNN's linear (a new array) or torch.mm into the numpy buffer
-    `out` (a new aligned one when None) (`_sgemm_kind`). Both give every column of a call the same arithmetic, so identical
+    `out` (a new aligned one when None) (kind: "onednn" or "mkl", default `_sgemm_kind()`; a scan
+    resolves it once, so that all its calls round alike). Both give every column of a call the same arithmetic, so identical
     gallery rows get identical scores, for calls of at least MIN_CALL_ROWS x MIN_CALL_COLS
     (tests/test_ties.py runs both). Not numpy's OpenBLAS: on this project's AVX-512 CPU its sgemm
     rounds a product differently by the column's position (3,888 of 4,096 identical columns
@@ -189,7 +190,7 @@ def _sgemm(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.nd
 
     a = torch.from_numpy(np.ascontiguousarray(A, dtype=np.float32))
     b = torch.from_numpy(np.ascontiguousarray(B, dtype=np.float32))
-    if _sgemm_kind() == "onednn":
+    if (kind or _sgemm_kind()) == "onednn":
         from embridge.gemm import onednn_linear
 
         return onednn_linear(a, b).numpy()
@@ -245,6 +246,7 @@ class _Scan:
         self.ap, self.first = np.full(nq, np.nan), np.full(nq, np.inf)
         self.m = np.zeros(nq, dtype=np.int64)
         self.local = threading.local()  # one reusable score buffer per thread
+        self.kind = _sgemm_kind()  # every tile of the scan on one sgemm (resolved here, before the workers start)
 
     def buffer(self, size: int) -> np.ndarray:
         buf = getattr(self.local, "buf", None)
@@ -288,11 +290,11 @@ class _Scan:
         t, (s0, w) = len(xq_t), (tiles.start(i), tiles.w)
         xb = self.tile_rows(s0, w) if xb is None else xb
         if t >= MIN_CALL_ROWS and w >= MIN_CALL_COLS:
-            return _sgemm(xq_t, xb, out)
+            return _sgemm(xq_t, xb, out, self.kind)
         A = np.zeros((max(t, MIN_CALL_ROWS), xq_t.shape[1]), dtype=np.float32)
         B = np.zeros((max(w, MIN_CALL_COLS), xb.shape[1]), dtype=np.float32)
         A[:t], B[:w] = xq_t, xb
-        return _sgemm(A, B)[:t, :w]
+        return _sgemm(A, B, kind=self.kind)[:t, :w]
 
     def blocks(self, groups: list[np.ndarray]) -> None:
         """Scan the query blocks `groups` (each a (t,) array of query rows) together: every gallery
@@ -311,7 +313,7 @@ class _Scan:
                 if S is None:
                     if xb is None:
                         xb = self.tile_rows(tiles.start(i), tiles.w)
-                    buf = None if _sgemm_kind() == "onednn" else self.buffer(len(st.rows) * tiles.w).reshape(-1, tiles.w)
+                    buf = None if self.kind == "onednn" else self.buffer(len(st.rows) * tiles.w).reshape(-1, tiles.w)
                     S = self.scores(st.xq_t, tiles, i, buf, xb)
                 self._count_tile(st, tiles, i, S)
         for st in states:
