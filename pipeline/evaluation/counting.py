@@ -28,7 +28,8 @@ A row with at most `default_compare_max()` thresholds is counted instead by comp
 - else, up to COMPARE_KERNEL_MAX thresholds, in numba: vectorized comparison passes over each chunk
   of its scores, four thresholds a pass, summed in float32 lanes, skipping the thresholds above the
   chunk's maximum (3.0 ns per score at 60 thresholds on an Intel Xeon, `bench/counting.py`).
-Both make the same float32 comparisons `s >= t`, so the counts are the same, exactly.
+Both make the same float32 comparisons `s >= t`, so the counts are the same, exactly, for finite
+scores (a NaN score counts nowhere in C; in numba it turns its chunk's maximum NaN, which skips the chunk).
 Without numba (`HAVE_NUMBA` False) the scan compares or sorts rows in numpy.
 """
 
