@@ -30,6 +30,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -50,12 +51,14 @@ def real_tile(data: Path, rows: int, width: int) -> tuple[np.ndarray, np.ndarray
     """The scores of the first `rows` queries against gallery rows [width, 2 * width) (S, their
     same-class entries -inf), and per query its same-class scores over the whole gallery, sorted
     (T, +inf padded) with their counts M."""
+    from embridge.evaluation.relevance import RowKeys, relevance
+
     xq, xb = np.load(data / "xq.npy", mmap_mode="r")[:rows], np.load(data / "xb.npy", mmap_mode="r")
     lq, lb = np.load(data / "lq.npy")[:rows], np.load(data / "lb.npy")
     if len(xb) < 2 * width:
         raise SystemExit(f"{data}: {len(xb):,} gallery rows, fewer than 2 x --width = {2 * width:,}")
     full = np.asarray(xq, dtype=np.float32) @ np.asarray(xb, dtype=np.float32).T
-    same = lq[:, None] == lb[None, :]
+    same = relevance(RowKeys(lq, np.full(rows, -1)), RowKeys(lb, np.full(len(lb), -1)))  # as bench/eval.py's labels
     M = same.sum(axis=1).astype(np.int64)
     T = np.full((rows, max(1, int(M.max()))), np.inf, dtype=np.float32)
     for i in range(rows):
@@ -117,25 +120,17 @@ def main() -> None:
         else the row sort and binary searches."""
 
         def run(T, M):
-            saved = scan.USE_NUMBA, scan.COMPARE_MAX
-            scan.USE_NUMBA, scan.COMPARE_MAX = False, compare_max
-            try:
+            with mock.patch.multiple(scan, USE_NUMBA=False, COMPARE_MAX=compare_max):
                 return scan.count_at_or_above(S, T, M)
-            finally:
-                scan.USE_NUMBA, scan.COMPARE_MAX = saved
 
         return run
 
     def kernel_path(use_c: bool):
         def run(T, M):
-            saved = counting.USE_C
-            counting.USE_C = use_c
-            try:
+            with mock.patch.object(counting, "USE_C", use_c):
                 out = np.zeros(T.shape, dtype=np.int64)
                 counting.count_rows(S, T, M, out)
                 return out
-            finally:
-                counting.USE_C = saved
 
         return run
 

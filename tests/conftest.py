@@ -17,3 +17,23 @@ def synth_dir(tmp_path):
     root = tmp_path / "tables"
     write_synthetic(root, SynthConfig(n=300, dim=32, latent_dim=8, seed=3))
     return root
+
+
+@pytest.fixture
+def slow_onednn_probe(monkeypatch):
+    """oneDNN's availability unknown again, and its probe slowed by 0.2 s: threads asking meanwhile
+    must wait for its answer (the evaluation scan's workers ask at once). Returns that answer."""
+    import time
+
+    from embridge import gemm
+
+    truth = gemm.onednn_available()
+    real = gemm.onednn_linear
+
+    def slow(*a):
+        time.sleep(0.2)
+        return real(*a)
+
+    monkeypatch.setattr(gemm, "_AVAILABLE", None)
+    monkeypatch.setattr(gemm, "onednn_linear", slow)
+    return truth

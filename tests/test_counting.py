@@ -10,13 +10,24 @@ from embridge.evaluation import counting
 pytestmark = pytest.mark.skipif(not counting.HAVE_NUMBA, reason="numba not installed")
 
 
+NO_C = "the C counting kernel is not built here, or this CPU lacks AVX-512F"
+
+
 @pytest.fixture(params=["numba", "c"])
 def kernel(request, monkeypatch):
     """The comparison rows in numba, or in the C kernel (skipped where it is not built or not supported)."""
     if request.param == "c" and counting._C_TILE is None:
-        pytest.skip("the C counting kernel is not built here, or this CPU lacks AVX-512F")
+        pytest.skip(NO_C)
     monkeypatch.setattr(counting, "USE_C", request.param == "c")
     return request.param
+
+
+@pytest.fixture
+def c_kernel(monkeypatch):
+    """The comparison rows in the C kernel (skipped where it is not built or not supported)."""
+    if counting._C_TILE is None:
+        pytest.skip(NO_C)
+    monkeypatch.setattr(counting, "USE_C", True)
 
 
 def brute(S, T, m):
@@ -90,15 +101,12 @@ def test_a_block_counted_tile_by_tile_equals_bruteforce_over_all_its_tiles(compa
 @pytest.mark.parametrize("w", [1, 15, 16, 17, 511, 512, 513, 1_000, 1_536])
 @pytest.mark.parametrize("every", [1, 3, 8, 100])
 @pytest.mark.parametrize("mm", [128, 1_500])
-def test_the_c_kernel_compacting_every_few_thresholds_equals_bruteforce(w, every, mm, monkeypatch):
+def test_the_c_kernel_compacting_every_few_thresholds_equals_bruteforce(w, every, mm, c_kernel, monkeypatch):
     """The C kernel compacts each 512-score chunk to the scores >= the next threshold every
     `COMPACT_EVERY` thresholds, on rows of up to 128 and 1,500 thresholds (mm): exact at every
     chunk and vector tail (w around 16 and 512), with
     scores equal to the thresholds a compaction keys on, thresholds repeated across a compaction's
     boundary, -inf entries, rows of 0 thresholds and of mm, and rows of any stride."""
-    if counting._C_TILE is None:
-        pytest.skip("the C counting kernel is not built here, or this CPU lacks AVX-512F")
-    monkeypatch.setattr(counting, "USE_C", True)
     monkeypatch.setattr(counting, "COMPACT_EVERY", every)
     rng = np.random.default_rng(w * 101 + every + mm)
     t = 12
@@ -116,12 +124,9 @@ def test_the_c_kernel_compacting_every_few_thresholds_equals_bruteforce(w, every
     np.testing.assert_array_equal(row_max, S.max(axis=1))
 
 
-def test_the_c_kernel_leaves_nan_scores_out_of_counts_and_maxima(monkeypatch):
+def test_the_c_kernel_leaves_nan_scores_out_of_counts_and_maxima(c_kernel):
     """A NaN score counts for no threshold (as `s >= t` is false) and is not a row's maximum; the
     other scores of its chunk count as they would without it."""
-    if counting._C_TILE is None:
-        pytest.skip("the C counting kernel is not built here, or this CPU lacks AVX-512F")
-    monkeypatch.setattr(counting, "USE_C", True)
     rng = np.random.default_rng(5)
     S = rng.standard_normal((6, 700)).astype(np.float32)
     S[:, ::7] = np.nan
@@ -133,13 +138,10 @@ def test_the_c_kernel_leaves_nan_scores_out_of_counts_and_maxima(monkeypatch):
     np.testing.assert_array_equal(row_max, np.nanmax(S, axis=1))
 
 
-def test_tiles_the_c_kernel_does_not_take_are_counted_by_numba_exactly(monkeypatch):
+def test_tiles_the_c_kernel_does_not_take_are_counted_by_numba_exactly(c_kernel, monkeypatch):
     """A tile with a column stride never goes to the C kernel, and one it declines (it returns
     nonzero, as when it cannot allocate its work space) goes to numba instead: the same counts as
     brute force either way, on the comparison rows and the grid rows of one block."""
-    if counting._C_TILE is None:
-        pytest.skip("the C counting kernel is not built here, or this CPU lacks AVX-512F")
-    monkeypatch.setattr(counting, "USE_C", True)
     calls = []
     rng = np.random.default_rng(9)
     S = rng.standard_normal((5, 2_000)).astype(np.float32)

@@ -141,28 +141,11 @@ def test_infonce_in_float32_agrees_with_float64():
         torch.testing.assert_close(g32.double(), g64, rtol=1e-4, atol=1e-5)
 
 
-def _slow_probe(monkeypatch, seconds=0.2):
-    """oneDNN's availability unknown again, and its probe slowed down: threads asking meanwhile
-    must wait for its answer (the evaluation scan's workers ask at once)."""
-    import time
-
-    real = gemm.onednn_linear
-
-    def slow(*a):
-        time.sleep(seconds)
-        return real(*a)
-
-    monkeypatch.setattr(gemm, "_AVAILABLE", None)
-    monkeypatch.setattr(gemm, "onednn_linear", slow)
-
-
-def test_every_thread_gets_the_probe_s_answer_while_it_runs(monkeypatch):
+def test_every_thread_gets_the_probe_s_answer_while_it_runs(slow_onednn_probe):
     """onednn_available() published False before probing: a second thread asking during the probe
     got False and ran torch.mm, with other roundings. Now every thread gets the probe's answer."""
     from concurrent.futures import ThreadPoolExecutor
 
-    truth = gemm.onednn_available()
-    _slow_probe(monkeypatch)
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: gemm.onednn_available(), range(4)))
-    assert answers == [truth] * 4
+    assert answers == [slow_onednn_probe] * 4

@@ -240,22 +240,19 @@ def test_scan_blocks_refuses_blocks_of_different_lengths():
         s.blocks([np.arange(4), np.arange(4, 6)])
 
 
-def test_the_first_scan_of_a_process_rounds_as_every_later_one(monkeypatch):
+def test_the_first_scan_of_a_process_rounds_as_every_later_one(slow_onednn_probe):
     """The scan's workers asked `gemm.onednn_available()` at their first tile; while one worker's
     probe ran, the other was told False and scored its first tiles with torch.mm, so the first
     scan of a process could differ from the next ones in its last bits (an AP of the default
     pipeline moved by 5e-5). The scan now resolves its sgemm once, before its workers start."""
     from embridge import gemm
 
-    from tests.test_gemm import _slow_probe
-
     rng = np.random.default_rng(3)
     xq = rng.standard_normal((300, 384)).astype(np.float32)  # long dot products: torch.mm rounds them otherwise
     xb = rng.standard_normal((2_000, 384)).astype(np.float32)
     q, b = keys(rng, 300, 20, 0.0), keys(rng, 2_000, 20, 0.0)
-    later = fused_scan(xq, xb, q, b, 10, score_budget=1 << 16, tile=1 << 20, query_tile=64, workers=2)
-    _slow_probe(monkeypatch)
-    first = fused_scan(xq, xb, q, b, 10, score_budget=1 << 16, tile=1 << 20, query_tile=64, workers=2)
+    first = fused_scan(xq, xb, q, b, 10, score_budget=1 << 16, tile=1 << 20, query_tile=64, workers=2)  # probes
     assert gemm._AVAILABLE is not None
+    later = fused_scan(xq, xb, q, b, 10, score_budget=1 << 16, tile=1 << 20, query_tile=64, workers=2)
     for k in ("D", "I", "ap", "rank"):
         np.testing.assert_array_equal(first[k], later[k])
