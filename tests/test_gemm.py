@@ -49,11 +49,12 @@ def test_strided_operands_give_the_product_of_their_values():
         gemm.mm_nt(a, b)
 
 
-def test_linear_value_and_gradients_equal_float64_autograd():
-    x = randn(128, 64, seed=5).requires_grad_()
-    W = (randn(48, 64, seed=6) / 8).requires_grad_()
-    b = randn(48, seed=7).requires_grad_()
-    dy = randn(128, 48, seed=8)
+@pytest.mark.parametrize("d_in, d_out", [(64, 48), (48, 64)])  # dW from dy^T x, and from (x^T dy)^T
+def test_linear_value_and_gradients_equal_float64_autograd(d_in, d_out):
+    x = randn(128, d_in, seed=5).requires_grad_()
+    W = (randn(d_out, d_in, seed=6) / 8).requires_grad_()
+    b = randn(d_out, seed=7).requires_grad_()
+    dy = randn(128, d_out, seed=8)
     y = gemm.linear(x, W, b)
     assert y.grad_fn is not None and type(y.grad_fn).__name__ == "_LinearBackward"
     ours = torch.autograd.grad(y, (x, W, b), dy)
@@ -63,7 +64,29 @@ def test_linear_value_and_gradients_equal_float64_autograd():
     torch.testing.assert_close(y.double(), y64, rtol=1e-5, atol=1e-5)
     for g, r in zip(ours, ref, strict=True):
         assert g.dtype == torch.float32
+        assert g.is_contiguous()  # torch's fused AdamW reads a strided gradient in memory order (below)
         torch.testing.assert_close(g.double(), r, rtol=1e-5, atol=1e-4)
+
+
+def test_both_orientations_of_dW_give_the_same_bits_and_fused_adamw_needs_contiguous_gradients():
+    """dW = dy^T x is computed as (x^T dy)^T where dy is the wider operand (no copy of dy's
+    transpose): the same bits as the other orientation here. It is returned contiguous, because
+    torch's fused AdamW steps a strided gradient as if it were laid out like its parameter."""
+    dy, x = randn(300, 96, seed=20), randn(300, 40, seed=21)
+    assert torch.equal(gemm.onednn_linear(x.T, dy.T).T, gemm.onednn_linear(dy.T.contiguous(), x.T))
+    W = randn(96, 40, seed=22).requires_grad_()
+    dy.requires_grad_(False)
+    (gW,) = torch.autograd.grad(gemm.linear(x, W), W, dy)
+    assert gW.is_contiguous()
+    # fused AdamW (as `training.adamw` builds it) on that gradient steps as the reference AdamW; on
+    # torch 2.13 a strided (x^T dy)^T view here stepped about half the entries the wrong way
+    steps = []
+    for fused in (True, False):
+        p = torch.zeros(96, 40, requires_grad=True)
+        p.grad = gW
+        torch.optim.AdamW([p], lr=1.0, fused=fused, foreach=False).step()
+        steps.append(p.detach())
+    torch.testing.assert_close(steps[0], steps[1])
 
 
 def test_linear_without_bias_and_with_frozen_inputs():
@@ -111,9 +134,9 @@ def test_a_row_gets_the_same_bits_in_any_block():
 
 
 def test_a_frozen_residual_head_at_every_row_once_equals_it_on_each_gathered_batch():
-    """emergentbridge runs each frozen proxy g_b once over all anchor candidates (`apply_t`) and
-    gathers a step's rows from that, where it used to run g_b on each step's gathered batch: the
-    same bits, for batches of many rows in any order."""
+    """emergentbridge runs each frozen proxy g_b once over all anchor candidates (`apply_t`), and
+    normalizes them once, and gathers a step's rows from that, where it used to run g_b and the
+    normalization on each step's gathered batch: the same bits, for batches of many rows in any order."""
     g = ResidualMLP(48, 16)
     nn.init.normal_(g.fc2.weight)  # away from the identity it starts at
     g = g.eval().requires_grad_(False)
@@ -124,6 +147,8 @@ def test_a_frozen_residual_head_at_every_row_once_equals_it_on_each_gathered_bat
         at = torch.randint(0, len(Y), (batch,), generator=gen)
         with torch.no_grad():
             assert torch.equal(at_every_row.index_select(0, at), g(Y.index_select(0, at))), batch
+            # and the anchor direction u = normalize(a), also taken once at every candidate
+            assert torch.equal(unit(Y).index_select(0, at), unit(Y.index_select(0, at))), batch
 
 
 def test_infonce_in_float32_agrees_with_float64():

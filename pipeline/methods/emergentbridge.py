@@ -151,6 +151,8 @@ class EmergentBridge(NeuralMethod):
         # the frozen g_b at every anchor candidate, once: (q, d_a) each on the device, beside data.Y;
         # a step gathers its positives' rows (bit for bit what g_b gives on the gathered batch)
         proxy_at = [apply_t(g, data.Y) for g in proxies.values()] if self.lam != 0 else []
+        # u = normalize(a) at every anchor candidate, once (each row's bits as in a gathered batch)
+        unit_Y = unit(data.Y) if self.lam != 0 and self.u == "anchor" else None
         params = list(f.parameters())
         opt = adamw(params, self.lr, self.weight_decay)
         log = epoch_log(self.name, self.epochs, data.steps_per_epoch(self.batch_size))
@@ -167,10 +169,12 @@ class EmergentBridge(NeuralMethod):
                 opt.step()
                 continue
             with torch.no_grad():
-                at = iy.index_select(0, pick_positive(pos, gen, index))  # one positive anchor per row
-                a = data.Y.index_select(0, at)  # (B, d_a)
-                u = unit(a) if self.u == "anchor" else unit(pos.float() @ Ya + 1e-12 * a)
-                ps = [unit(g_at.index_select(0, at) + self.sigma_p * torch.randn(a.shape, generator=gen, device=dev))
+                at = iy.index_select(0, pick_positive(pos, gen, index))  # one positive anchor a per row
+                if unit_Y is not None:
+                    u = unit_Y.index_select(0, at)  # (B, d_a)
+                else:
+                    u = unit(pos.float() @ Ya + 1e-12 * data.Y.index_select(0, at))
+                ps = [unit(g_at.index_select(0, at) + self.sigma_p * torch.randn(u.shape, generator=gen, device=dev))
                       for g_at in proxy_at]
             has = index.count > 0
             l_proxy = sum(proxy_loss(*_rows(has, Z, p, u))["loss"] for p in ps) / len(ps)

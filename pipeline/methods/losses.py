@@ -32,7 +32,9 @@ class MultiPositiveInfoNCE(nn.Module):
 class _MultiPositiveInfoNCE(torch.autograd.Function):
     """loss = mean over rows i with a positive of [logsumexp_j l_ij - mean_{j in pos_i} l_ij],
     l = Z Y^T / tau. Backward: dl_ij = (softmax(l)_ij - pos_ij / k_i) / n (rows without a
-    positive: 0), dZ = dl Y / tau, dY = dl^T Z / tau, from the forward's saved softmax."""
+    positive: 0), dZ = dl Y / tau, dY = dl^T Z / tau, from the forward's softmax, which the
+    first backward turns into softmax - target in place (no (B, C) copy; kept on ctx, not saved, so
+    that a retained graph's second backward reuses it)."""
 
     @staticmethod
     def forward(ctx, Z, Y, pos, inv_tau, index):
@@ -52,7 +54,8 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
         pos_mean = torch.zeros_like(lse).index_add_(0, rows, logits[rows, cols] * inv_k[rows])
         loss = ((lse - pos_mean) * has).sum() / n_has
         ctx.n_has, ctx.inv_tau, ctx.full = n_has, inv_tau, n_has == len(has)
-        ctx.save_for_backward(Z, Y, P, rows, cols, inv_k, has)
+        ctx.save_for_backward(Z, Y, rows, cols, inv_k, has)
+        ctx.G, ctx.G_ready = P, False  # P becomes the backward's softmax - target in place, once
         return loss
 
     @staticmethod
@@ -60,10 +63,13 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
         if ctx.n_has == 0:
             Z, Y = ctx.saved_tensors
             return torch.zeros_like(Z), torch.zeros_like(Y), None, None, None
-        Z, Y, P, rows, cols, inv_k, has = ctx.saved_tensors
-        G = P.index_put((rows, cols), P[rows, cols] - inv_k[rows])  # softmax - target
-        if not ctx.full:
-            G.mul_(has[:, None])
+        Z, Y, rows, cols, inv_k, has = ctx.saved_tensors
+        G = ctx.G
+        if not ctx.G_ready:  # softmax - target, in the softmax's buffer; a retained graph's next backward reuses it
+            G.index_put_((rows, cols), G[rows, cols] - inv_k[rows])
+            if not ctx.full:
+                G.mul_(has[:, None])
+            ctx.G_ready = True
         scale = grad * (ctx.inv_tau / ctx.n_has)
         dZ = mm_nt(G, Y.T).mul_(scale) if ctx.needs_input_grad[0] else None
         dY = mm_nt(G.T, Z.T).mul_(scale) if ctx.needs_input_grad[1] else None
