@@ -11,7 +11,8 @@
   `cycle_mlp` and `emergentbridge`, fitted for --epochs epochs on synthetic tables, and the
   fraction of the matmul floor: their matmul FLOPs (counted by torch) at the fastest fp32 matmul
   measured on the device (torch.mm, and on the CPU oneDNN's linear op, which `embridge.gemm` trains
-  with), and the fraction of torch.mm's rate alone.
+  with), and the fraction of torch.mm's rate alone; and where each best fit's time went: its
+  oneDNN products (wall seconds and in-fit GFLOP/s) and everything else (`MatmulClock`).
 
 Data: `embridge.store.synth.make_synthetic` (C^3 geometry, seeded, in memory, no Parquet).
 
@@ -152,16 +153,60 @@ def matmul_rates(device: str, n: int = 1024, repeat: int = 20) -> dict[str, floa
     return rates
 
 
-def _fit_result(flops: float, secs: list[float], around: list[dict], epochs: int, n_train: int) -> dict:
+class MatmulClock:
+    """Wall seconds spent inside `embridge.gemm`'s oneDNN products during a CPU fit (the training
+    products all go through `gemm.onednn_linear`, a module global looked up at each call, so one
+    wrapper sees them), and their FLOPs: the split of a fit into its matmuls and everything else,
+    without torch.profiler (whose per-op overhead inflates the small elementwise ops several times
+    over). Inactive (None figures) where the package has no `gemm.onednn_linear` or it is unused."""
+
+    def __init__(self) -> None:
+        self.seconds, self.flops, self.calls = 0.0, 0.0, 0
+
+    def __enter__(self) -> MatmulClock:
+        try:
+            from embridge import gemm
+        except ImportError:
+            gemm = None
+        self._gemm = gemm if getattr(gemm, "onednn_linear", None) is not None else None
+        if self._gemm is not None:
+            real = self._real = self._gemm.onednn_linear
+
+            def timed(a, b, bias=None):
+                t = time.perf_counter()
+                out = real(a, b, bias)
+                self.seconds += time.perf_counter() - t
+                self.flops += 2.0 * a.shape[0] * a.shape[1] * b.shape[0]
+                self.calls += 1
+                return out
+
+            self._gemm.onednn_linear = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._gemm is not None:
+            self._gemm.onednn_linear = self._real
+
+    def split(self, fit_seconds: float) -> dict | None:
+        if not self.calls:
+            return None
+        return {"matmul_seconds": self.seconds, "other_seconds": fit_seconds - self.seconds, "matmul_calls": self.calls,
+                "matmul_gflops_in_fit": self.flops / self.seconds / 1e9}
+
+
+def _fit_result(flops: float, secs: list[float], around: list[dict], epochs: int, n_train: int,
+                splits: list[dict | None] | None = None) -> dict:
     """One method's figures: best fit time, against the best rate seen around its fits (the floor:
-    the fastest matmul kind; also the fraction of torch.mm's rate alone)."""
+    the fastest matmul kind; also the fraction of torch.mm's rate alone); splits: each fit's
+    `MatmulClock.split`, the best fit's reported."""
     best = min(secs)
     floor = max(max(r.values()) for r in around)
     mm = max(r["torch.mm"] for r in around)
+    split = splits[secs.index(best)] if splits else None
     return {"seconds": secs, "best_seconds": best, "rows_per_second": epochs * n_train / best,
             "matmul_gflop": flops / 1e9, "matmul_gflops_around": around,
             "achieved_gflops": flops / best / 1e9, "fraction_of_matmul_floor": flops / floor / 1e9 / best,
-            "fraction_of_torch_mm": flops / mm / 1e9 / best}
+            "fraction_of_torch_mm": flops / mm / 1e9 / best, "split": split, "splits": splits}
 
 
 def _best_rates(around: list[dict]) -> dict[str, float]:
@@ -200,14 +245,16 @@ def bench_training(n: int, dim: int, epochs: int, device: str, repeat: int = 1) 
             counted.append(counter.get_total_flops())
         per_epoch = counted[1] - counted[0]
         flops = counted[0] + (epochs - 1) * per_epoch
-        secs, around = [], []
+        secs, around, splits = [], [], []
         for _ in range(repeat):  # the matmul rates measured right before and after each fit (shared machine)
             around.append(matmul_rates(device))
-            s, _ = timed(lambda fn=fn: fn(epochs))
+            with MatmulClock() as clock:  # where the fit's time goes: its oneDNN products, and the rest
+                s, _ = timed(lambda fn=fn: fn(epochs))
             secs.append(s)
+            splits.append(clock.split(s))
             around.append(matmul_rates(device))
         rates += around
-        out[name] = _fit_result(flops, secs, around, epochs, n_train)  # best fit time, best rates around it
+        out[name] = _fit_result(flops, secs, around, epochs, n_train, splits)  # best fit time, best rates around it
     out["matmul_gflops_by_kind"] = _best_rates(rates)
     out["matmul_gflops"] = max(out["matmul_gflops_by_kind"].values())
     return out
@@ -242,7 +289,9 @@ def side_by_side(args, before: Path) -> dict:
         for name in ("bind", "cycle_mlp", "emergentbridge"):
             secs = [s for r in rs for s in r[name]["seconds"]]
             around = [g for r in rs for g in r[name]["matmul_gflops_around"]]
-            merged[name] = _fit_result(rs[0][name]["matmul_gflop"] * 1e9, secs, around, merged["epochs"], merged["train_rows"])
+            splits = [x for r in rs for x in r[name].get("splits") or [None] * len(r[name]["seconds"])]
+            merged[name] = _fit_result(rs[0][name]["matmul_gflop"] * 1e9, secs, around, merged["epochs"], merged["train_rows"],
+                                       splits)
         merged["matmul_gflops_by_kind"] = _best_rates([r["matmul_gflops_by_kind"] for r in rs])
         merged["matmul_gflops"] = max(merged["matmul_gflops_by_kind"].values())
         res[side] = merged
@@ -317,6 +366,10 @@ def main() -> None:
             print(f"  {name:<16}{r['best_seconds']:>8.2f} s {r['rows_per_second']:>12,.0f} rows/s"
                   f"{r['achieved_gflops']:>8.0f} GFLOP/s of matmuls, "
                   f"{r['fraction_of_matmul_floor']:.2f} of the matmul floor, {r['fraction_of_torch_mm']:.2f} of torch.mm's rate")
+            if r.get("split"):
+                sp = r["split"]
+                print(f"  {'':<16}in that fit: {sp['matmul_seconds']:.2f} s in {sp['matmul_calls']} oneDNN products at "
+                      f"{sp['matmul_gflops_in_fit']:.0f} GFLOP/s, {sp['other_seconds']:.2f} s in everything else")
     print(f"wrote {args.out}")
 
 
