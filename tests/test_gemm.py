@@ -75,7 +75,6 @@ def test_both_orientations_of_dW_give_the_same_bits_and_fused_adamw_needs_contig
     dy, x = randn(300, 96, seed=20), randn(300, 40, seed=21)
     assert torch.equal(gemm.onednn_linear(x.T, dy.T).T, gemm.onednn_linear(dy.T.contiguous(), x.T))
     W = randn(96, 40, seed=22).requires_grad_()
-    dy.requires_grad_(False)
     (gW,) = torch.autograd.grad(gemm.linear(x, W), W, dy)
     assert gW.is_contiguous()
     # fused AdamW (as `training.adamw` builds it) on that gradient steps as the reference AdamW; on
