@@ -117,14 +117,19 @@ def _onednn_linear():
     return None
 
 
+def _linear_flops(a_shape, b_shape) -> int:
+    """FLOPs of the oneDNN linear op a @ b.T, a: (m, k), b: (n, k): 2 m k n."""
+    return 2 * a_shape[0] * a_shape[1] * b_shape[0]
+
+
 def _count_onednn_flops() -> None:
-    """Teach FlopCounterMode the oneDNN linear op (a @ b.T: 2 m k n), which `embridge.gemm` runs."""
+    """Teach FlopCounterMode the oneDNN linear op, which `embridge.gemm` runs."""
     import torch
     from torch.utils.flop_counter import register_flop_formula
 
     if _onednn_linear() is not None:
         register_flop_formula(torch.ops.mkldnn._linear_pointwise)(
-            lambda a, b, *args, out_shape=None, **kwargs: 2 * a[0] * a[1] * b[0])
+            lambda a, b, *args, out_shape=None, **kwargs: _linear_flops(a, b))
 
 
 def matmul_rates(device: str, n: int = 1024, repeat: int = 20) -> dict[str, float]:
@@ -176,7 +181,7 @@ class MatmulClock:
                 t = time.perf_counter()
                 out = real(a, b, bias)
                 self.seconds += time.perf_counter() - t
-                self.flops += 2.0 * a.shape[0] * a.shape[1] * b.shape[0]
+                self.flops += _linear_flops(a.shape, b.shape)
                 self.calls += 1
                 return out
 
