@@ -170,3 +170,81 @@ def test_the_c_kernel_is_built_and_used_where_a_compiler_and_avx512_are():
         pytest.skip("no C compiler or no AVX-512F here: the numba kernel counts")
     assert counting._C_TILE is not None, "embridge.evaluation._countc was not built or did not load"
     assert counting.USE_C
+
+
+def topk_of_union(seen: list[tuple[float, int]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top k of (score, gallery index) pairs by (score desc, index asc), -inf and NaN left out,
+    padded with (-inf, -1): what the running lists must hold after merging them all."""
+    kept = sorted((-s, c) for s, c in seen if s > -np.inf)[:k]
+    D = np.full(k, -np.inf, dtype=np.float32)
+    I = np.full(k, -1, dtype=np.int64)
+    D[: len(kept)] = [-s for s, _ in kept]
+    I[: len(kept)] = [c for _, c in kept]
+    return D, I
+
+
+@pytest.mark.parametrize("k", [1, 6, 700])
+def test_the_c_kernel_merges_tiles_into_the_topk_lists_as_merge_topk_does(k, c_kernel):
+    """`Counter.add` with the top-k lists: the C kernel merges each tile in its counting pass. Against
+    the union of every score seen (sorted by score desc, index asc) and against numba's
+    `merge_topk`: tiles of small integers (ties at the cut-off, broken by the lower index), -inf and
+    NaN entries (neither enters), rows that start empty, column slices (strided rows) at every
+    chunk and vector tail, k = 1, k above the tile width, and blocks of rows in any order. Counts
+    and row maxima as without the lists."""
+    rng = np.random.default_rng(k)
+    nq, t = 30, 9
+    D, I = np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
+    D_nb, I_nb = D.copy(), I.copy()
+    seen = [[] for _ in range(nq)]
+    next_col = 0
+    for step, w in enumerate((17, 512, 513, 1, 1_100, 40)):
+        rows = rng.choice(nq, t, replace=False).astype(np.int64)
+        S = (rng.integers(-6, 7, (t, w + 3)).astype(np.float32) / np.float32(2))[:, 3:]  # strided rows
+        S[rng.random(S.shape) < 0.1] = -np.inf
+        S[rng.random(S.shape) < 0.03] = np.nan
+        cols = (next_col + rng.permutation(w)).astype(np.int64)  # each gallery index seen once
+        next_col += w
+        T = np.sort(rng.integers(-6, 7, (t, 5)).astype(np.float32) / np.float32(2), axis=1)
+        m = np.full(t, 5)
+        counter = counting.Counter(T, m)
+        out = np.zeros((t, 5), dtype=np.int64)
+        row_max = counter.add(S, out, (rows, cols, D, I))
+        counter.finish(out)
+        np.testing.assert_array_equal(out, brute(np.nan_to_num(S, nan=-np.inf), T, m))
+        np.testing.assert_array_equal(row_max, np.nanmax(S, axis=1))
+        counting.merge_topk(S, cols, rows, D_nb, I_nb, row_max)
+        for r, q in enumerate(rows):
+            seen[q] += list(zip(S[r].tolist(), cols.tolist(), strict=True))
+        np.testing.assert_array_equal(D, D_nb, err_msg=f"step {step}")
+        np.testing.assert_array_equal(I, I_nb, err_msg=f"step {step}")
+    for q in range(nq):
+        D_ref, I_ref = topk_of_union(seen[q], k)
+        np.testing.assert_array_equal(D[q], D_ref)
+        np.testing.assert_array_equal(I[q], I_ref)
+    # a tile of NaN and -inf alone leaves every list as it was (full or not)
+    S = np.where(rng.random((nq, 600)) < 0.5, np.float32(np.nan), np.float32(-np.inf)).astype(np.float32)
+    before = D.copy(), I.copy()
+    counting.Counter(np.zeros((nq, 1), np.float32), np.ones(nq)).add(
+        S, np.zeros((nq, 1), dtype=np.int64), (np.arange(nq), np.arange(600), D, I))
+    np.testing.assert_array_equal(D, before[0])
+    np.testing.assert_array_equal(I, before[1])
+
+
+def test_topk_lists_the_c_kernel_cannot_take_are_merged_by_numba_after_it(c_kernel, monkeypatch):
+    """Per-row gallery indices (t, w), or lists of another layout, go to `merge_topk` after the C
+    kernel's counting: the same lists as merging without the counter."""
+    calls = []
+    real = counting._C_TILE
+    monkeypatch.setattr(counting, "_C_TILE", lambda *a: calls.append(a[12]) or real(*a))
+    rng = np.random.default_rng(3)
+    S = rng.standard_normal((4, 600)).astype(np.float32)
+    T = np.sort(rng.standard_normal((4, 3)).astype(np.float32), axis=1)
+    rows = np.array([3, 0, 2, 1], dtype=np.int64)
+    for cols in (rng.permutation(4 * 600).reshape(4, 600).astype(np.int64), np.arange(1_200, dtype=np.int64)[::2]):
+        D, I = np.full((4, 5), -np.inf, dtype=np.float32), np.full((4, 5), -1, dtype=np.int64)
+        D_ref, I_ref = D.copy(), I.copy()
+        counting.Counter(T, np.full(4, 3)).add(S, np.zeros((4, 3), dtype=np.int64), (rows, cols, D, I))
+        counting.merge_topk(S, cols, rows, D_ref, I_ref)
+        np.testing.assert_array_equal(D, D_ref)
+        np.testing.assert_array_equal(I, I_ref)
+    assert calls == [None, None]  # the C kernel counted both tiles, merging neither

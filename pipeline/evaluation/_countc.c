@@ -2,7 +2,10 @@
 
    For one score tile S (t, w) (rows `ld` floats apart, columns contiguous) and each row's thresholds
    T[i, 0..m[i]) ascending: out[i, j] += #{g : S[i, g] >= T[i, j]} for the rows counted by comparisons
-   (G[i] == 0, m[i] > 0), and row_max[i] = max_g S[i, g] for every row (NaN left out).
+   (G[i] == 0, m[i] > 0), and row_max[i] = max_g S[i, g] for every row (NaN left out). Given the
+   running top-k lists (D, I, the tile's query rows and gallery indices), it also merges every row
+   of the tile into its list while the row's chunks are in cache: the lists of `counting._topk`
+   (score desc, index asc; -inf and NaN never enter), where the scan used to pass the tile again.
 
    The numba kernel compares every score of a 512-score chunk with every threshold below the chunk's
    maximum: 57 of 61 a score on bench/eval.py's class relevance at 3k x 60k x 512, where a typical
@@ -107,6 +110,41 @@ TARGET static __m512 chunk_max(const float *x, int64_t n, __m512 acc)
     return acc;
 }
 
+/* Merge the scores x[0..n) (gallery indices c[0..n)) into the top-k list Dq, Iq (score desc, index
+   asc among ties), whose last entry is (*thr, *thr_i): as `counting._topk` does, score by score in
+   order, so the list is that of sorting the union and keeping k. A vector compare finds the scores
+   at or above *thr (a superset of those that enter: *thr only rises as they do), and each of those
+   is checked against the list as it is then. -inf and NaN never enter. */
+TARGET static void merge_chunk(const float *x, const int64_t *c, int64_t n, float *Dq, int64_t *Iq, int64_t k,
+                               float *thr, int64_t *thr_i)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (int64_t g = 0; g < n; g += 16) {
+        const __mmask16 lanes = (n - g >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - g)) - 1u);
+        const __m512 v = _mm512_maskz_loadu_ps(lanes, x + g);
+        unsigned hit = _mm512_mask_cmp_ps_mask(_mm512_mask_cmp_ps_mask(lanes, v, _mm512_set1_ps(*thr), _CMP_GE_OQ),
+                                               v, ninf, _CMP_NEQ_OQ);
+        while (hit) {
+            const int lane = __builtin_ctz(hit);
+            hit &= hit - 1u;
+            const float s = x[g + lane];
+            const int64_t ci = c[g + lane];
+            if (!(s >= *thr) || (s == *thr && *thr_i >= 0 && ci > *thr_i))
+                continue;
+            int64_t j = k - 1; /* insert (s, ci) at its place, dropping the last */
+            while (j > 0 && (Dq[j - 1] < s || (Dq[j - 1] == s && Iq[j - 1] > ci))) {
+                Dq[j] = Dq[j - 1];
+                Iq[j] = Iq[j - 1];
+                j--;
+            }
+            Dq[j] = s;
+            Iq[j] = ci;
+            *thr = Dq[k - 1];
+            *thr_i = Iq[k - 1];
+        }
+    }
+}
+
 /* #{j < n : T[j] <= x} for ascending T (binary search). */
 static inline int64_t at_or_below(const float *T, int64_t n, float x)
 {
@@ -123,10 +161,12 @@ static inline int64_t at_or_below(const float *T, int64_t n, float x)
     return lo;
 }
 
-/* acc (mx int32 vectors, 64-byte aligned): the work space of rows of up to mx thresholds. */
+/* acc (mx int32 vectors, 64-byte aligned): the work space of rows of up to mx thresholds. rows NULL: no
+   top-k merge (then cols, D, I, k are not read). */
 TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int64_t w, const float *T, int64_t ldT,
                                      const int64_t *m, const int64_t *G, int64_t *out, int64_t ldout, float *row_max,
-                                     int64_t level, __m512i *acc)
+                                     int64_t level, __m512i *acc, const int64_t *rows, const int64_t *cols, float *D,
+                                     int64_t *I, int64_t k)
 {
     float buf[2][CHUNK + 16] __attribute__((aligned(64)));
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
@@ -138,15 +178,22 @@ TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int6
         int64_t *oi = out + i * ldout;
         const int64_t mi = (G[i] == 0) ? m[i] : 0; /* grid rows: only their maximum here */
         int64_t used = 0; /* accumulators in use: the most thresholds any chunk passed */
+        float *Dq = rows ? D + rows[i] * k : NULL;
+        int64_t *Iq = rows ? I + rows[i] * k : NULL;
+        float thr = rows ? Dq[k - 1] : INFINITY;
+        int64_t thr_i = rows ? Iq[k - 1] : 0;
         __m512 rmax = ninf;
         for (int64_t c0 = 0; c0 < w; c0 += CHUNK) {
             const int64_t n = (w - c0 < CHUNK) ? w - c0 : CHUNK;
             const __m512 cm = chunk_max(s + c0, n, ninf);
+            const float cmax = _mm512_reduce_max_ps(cm);
             rmax = _mm512_max_ps(cm, rmax);
+            if (rows && cmax >= thr) /* else no score of the chunk can enter */
+                merge_chunk(s + c0, cols + c0, n, Dq, Iq, k, &thr, &thr_i);
             if (mi == 0)
                 continue;
             /* thresholds above the chunk's maximum count nothing in it */
-            const int64_t jn = at_or_below(Ti, mi, _mm512_reduce_max_ps(cm));
+            const int64_t jn = at_or_below(Ti, mi, cmax);
             for (; used < jn; used++)
                 acc[used] = _mm512_setzero_si512();
             const float *cur = s + c0;
@@ -184,10 +231,14 @@ int embridge_count_supported(void) { return supported(); }
 
 /* See the top of the file. S: t rows of w floats, `ld` apart; T (t, ldT) float32; m, G (t,) int64;
    out (t, ldout) int64; row_max (t,) float32; level: thresholds compared before each compaction.
+   rows (t,) int64, the query row of each tile row in D (nq, k) float32 and I (nq, k) int64 (both
+   C-contiguous), cols (w,) int64 the gallery index of each column: the top-k lists to merge the tile
+   into (rows NULL: none; k >= 1).
    Returns 0; -1 where the kernel is not supported, -2 where a comparison row (G[i] == 0) has more than
    MAX_COMPARE thresholds, -3 where its work space could not be allocated (nothing written then). */
 int embridge_count_tile(const float *S, int64_t ld, int64_t t, int64_t w, const float *T, int64_t ldT,
-                        const int64_t *m, const int64_t *G, int64_t *out, int64_t ldout, float *row_max, int64_t level)
+                        const int64_t *m, const int64_t *G, int64_t *out, int64_t ldout, float *row_max, int64_t level,
+                        const int64_t *rows, const int64_t *cols, float *D, int64_t *I, int64_t k)
 {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (!supported())
@@ -201,12 +252,12 @@ int embridge_count_tile(const float *S, int64_t ld, int64_t t, int64_t w, const 
     void *acc = aligned_alloc(64, (size_t)mx * 64);
     if (acc == NULL)
         return -3;
-    count_tile_avx512(S, ld, t, w, T, ldT, m, G, out, ldout, row_max, level, acc);
+    count_tile_avx512(S, ld, t, w, T, ldT, m, G, out, ldout, row_max, level, acc, rows, cols, D, I, k);
     free(acc);
     return 0;
 #else
     (void)S; (void)ld; (void)t; (void)w; (void)T; (void)ldT; (void)m; (void)G; (void)out; (void)ldout;
-    (void)row_max; (void)level;
+    (void)row_max; (void)level; (void)rows; (void)cols; (void)D; (void)I; (void)k;
     return -1;
 #endif
 }

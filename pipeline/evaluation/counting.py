@@ -3,8 +3,8 @@ the bucket of its query's sorted relevant scores it falls into (the tile's chunk
 from numpy's reduceat, which vectorizes where numba's float maximum does not, or from the C kernel);
 and the running top-k merge (`merge_topk`).
 
-`Counter(T, m)` holds one query block's thresholds; `add(S, out)` takes each score tile of the block
-and returns its row maxima, `finish(out)` adds C[q, j] = #{g : S[q, g] >= T[q, j]} over all the tiles
+`Counter(T, m)` holds one query block's thresholds; `add(S, out, top)` takes each score tile of the block,
+merges it into the running top-k lists `top` when given, and returns its row maxima, `finish(out)` adds C[q, j] = #{g : S[q, g] >= T[q, j]} over all the tiles
 to `out` (`count_rows` does one tile). It replaces sorting every tile row (numpy's sort path).
 Per score: its bin on a uniform grid of G = GRID_PER_RELEVANT * m bins (at most MAX_GRID) between
 the smallest and the largest threshold, computed by one monotone function for scores and thresholds
@@ -22,7 +22,10 @@ A row with at most `default_compare_max()` thresholds is counted instead by comp
   (`USE_C`), up to C_COMPARE_MAX thresholds, by AVX-512 comparison passes that, every
   COMPACT_EVERY thresholds, compact the chunk to the scores at or above the next threshold (a score
   below it counts for none of the higher ones); it also finds every row's maximum, so no reduceat
-  pass is made. On `bench/eval.py`'s class relevance (~61 thresholds a row, a typical score above 9
+  pass is made, and merges each chunk whose maximum can enter into the row's top-k list while the
+  chunk is in cache, so the scan passes over a tile once (3k x 60k x 512, class relevance, an Intel
+  Xeon: 0.24 thread-seconds counting and merging, against 0.22 + 0.10 for counting, then numba's
+  merge over the tile). On `bench/eval.py`'s class relevance (~61 thresholds a row, a typical score above 9
   of them) about 0.9 ns a score against 1.6 for numba's passes (`bench/counting.py --data`, an AMD
   EPYC Zen 4);
 - else, up to COMPARE_KERNEL_MAX thresholds, in numba: vectorized comparison passes over each chunk
@@ -30,6 +33,7 @@ A row with at most `default_compare_max()` thresholds is counted instead by comp
   chunk's maximum (3.0 ns per score at 60 thresholds on an Intel Xeon, `bench/counting.py`).
 Both make the same float32 comparisons `s >= t`, so the counts are the same, exactly, for finite
 scores (a NaN score counts nowhere in C; in numba it turns its chunk's maximum NaN, which skips the chunk).
+A NaN score never enters a top-k list, on any path.
 Without numba (`HAVE_NUMBA` False) the scan compares or sorts rows in numpy.
 """
 
@@ -218,7 +222,7 @@ def _topk(S, cols, rows, row_max, D, I):
         Sr = S[r]
         for g in range(w):
             s = Sr[g]
-            if s < thr or s == ninf:
+            if not s >= thr or s == ninf:  # NaN never enters (as it never counts)
                 continue
             c = cols[r, g] if per_row else cols[g]
             if s == thr and thr_i >= 0 and c > thr_i:
@@ -250,7 +254,8 @@ COMPACT_EVERY = 12  # the C kernel: thresholds compared before each compaction o
 #   relevance (real tiles, one thread, an AMD EPYC Zen 4): at ~61 thresholds a row 0.85 ns a score (every 8:
 #   0.87, 16: 0.89; numba 1.63), at ~201 1.91 (8: 2.11, 16: 1.87)
 _C_ARGS = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
-           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)
+           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 
 
 def _load_c():
@@ -311,27 +316,37 @@ class Counter:
         self.compares = bool(((self.G == 0) & (self.m > 0)).any())  # rows the C kernel would count
         self.columns = 0
 
-    def add(self, S: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """One tile S (t, w) float32 (-inf = not counted; any strides); returns its row maxima."""
+    def add(self, S: np.ndarray, out: np.ndarray, top: tuple | None = None) -> np.ndarray:
+        """One tile S (t, w) float32 (-inf = not counted; any strides); returns its row maxima.
+        top: (rows, cols, D, I), running top-k lists to merge the tile into as well (`merge_topk`'s
+        arguments): by the C kernel in its pass over the tile where it runs and the arrays' layout
+        allows, else by `merge_topk` after the counting. The same lists either way."""
         self.columns += S.shape[1]
         if self.columns >= OCCUPIED:
             raise ValueError(f"a block of at most {OCCUPIED - 1:,} scores per row, got {self.columns:,}")
         t, w = S.shape
         if w == 0:
             return np.full(t, -np.inf, dtype=np.float32)
-        row_max = self._c_counts(S, out) if USE_C and self.compares else None
+        fused = top is not None and _c_merges(top, t, w)
+        row_max = self._c_counts(S, out, top if fused else None) if USE_C and (self.compares or fused) else None
         if row_max is not None:  # the comparison rows counted, every row's maximum found
             if self.grid:
                 _add_jit(S, _NO_CHUNKS, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E,
                          out, False)
+            if top is not None and not fused:
+                merge_topk(S, top[1], top[0], top[2], top[3], row_max)
             return row_max
         cmax = np.maximum.reduceat(S, np.arange(0, w, CHUNK), axis=1)  # (t, chunks): vectorized in numpy
         _add_jit(S, cmax, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E, out, True)
-        return cmax.max(axis=1)
+        row_max = cmax.max(axis=1)
+        if top is not None:
+            merge_topk(S, top[1], top[0], top[2], top[3], row_max)
+        return row_max
 
-    def _c_counts(self, S: np.ndarray, out: np.ndarray) -> np.ndarray | None:
-        """The C kernel on tile S: its row maxima when it ran; None where the layout does not fit (a
-        column stride, another dtype) or it declined (no work space), with nothing written."""
+    def _c_counts(self, S: np.ndarray, out: np.ndarray, top: tuple | None = None) -> np.ndarray | None:
+        """The C kernel on tile S (merging it into the lists `top` too, when given: `_c_merges` checked
+        them): its row maxima when it ran; None where the layout does not fit (a column stride,
+        another dtype) or it declined (no work space), with nothing written."""
         t, w = S.shape
         if S.dtype != np.float32 or out.dtype != np.int64 or out.shape != self.T.shape:
             return None
@@ -339,13 +354,27 @@ class Counter:
                 self.T.shape[1] > 1 and out.strides[1] != 8) or (t > 1 and out.strides[0] % 8):
             return None
         row_max = np.empty(t, dtype=np.float32)
+        rows, cols, D, I = (a.ctypes.data for a in top) if top is not None else (None, None, None, None)
         done = _C_TILE(S.ctypes.data, S.strides[0] // 4, t, w, self.T.ctypes.data, self.T.shape[1], self.m.ctypes.data,
-                       self.G.ctypes.data, out.ctypes.data, out.strides[0] // 8, row_max.ctypes.data, COMPACT_EVERY)
+                       self.G.ctypes.data, out.ctypes.data, out.strides[0] // 8, row_max.ctypes.data, COMPACT_EVERY,
+                       rows, cols, D, I, top[2].shape[1] if top is not None else 0)
         return row_max if done == 0 else None
 
     def finish(self, out: np.ndarray) -> None:
         """Add the grid rows' counts over every tile added to out (the comparison rows are in it already)."""
         _finish_jit(self.m, self.G, self.first, self.H, self.E, out)
+
+
+def _c_merges(top: tuple, t: int, w: int) -> bool:
+    """Whether the C kernel can merge a (t, w) tile into the top-k lists top = (rows, cols, D, I)
+    (`merge_topk`'s arguments): rows (t,) and cols (w,) contiguous int64, D (nq, k) float32 and I (nq,
+    k) int64 C-contiguous, k >= 1, every row in range (per-row cols (t, w) stay with `merge_topk`)."""
+    rows, cols, D, I = top
+    return (rows.dtype == np.int64 and rows.shape == (t,) and rows.flags.c_contiguous
+            and cols.dtype == np.int64 and cols.shape == (w,) and cols.flags.c_contiguous
+            and D.dtype == np.float32 and I.dtype == np.int64 and D.ndim == 2 and D.shape == I.shape
+            and D.shape[1] >= 1 and D.flags.c_contiguous and I.flags.c_contiguous
+            and (t == 0 or (0 <= rows.min() and rows.max() < D.shape[0])))
 
 
 def count_rows(S: np.ndarray, T: np.ndarray, m: np.ndarray, out: np.ndarray,

@@ -9,8 +9,9 @@ streams past. In each tile the block's relevant entries are masked (taken above,
 other score adds, for every t_j, to the number of irrelevant items scoring >= t_j:
 
 - with numba (a dependency): the compiled kernel of `counting` for every m, which also merges the
-  running top-k (`counting.merge_topk`); its comparison rows run in the AVX-512 C kernel where
-  setup.py built it and the CPU has AVX-512F (`counting.USE_C`); without numba:
+  running top-k (`counting.merge_topk`); its comparison rows, and the top-k merge in the same pass
+  over the tile, run in the AVX-512 C kernel where setup.py built it and the CPU has AVX-512F
+  (`counting.USE_C`); without numba:
 - m <= COMPARE_MAX: m vectorized comparisons per tile (`np.count_nonzero(S >= t_j)`);
 - larger m: each row of the tile is sorted once (float32, SIMD sort) and the sorted thresholds are
   located in it by binary search: #irrelevant >= t_j = w - #(scores < t_j), O(w log w + m log w);
@@ -359,11 +360,11 @@ class _Scan:
         S = S[:, off:]  # the columns this tile owns: gallery positions [b0, b1)
         lo, hi = np.searchsorted(st.at, [b0, b1])
         S[st.qi[lo:hi], st.at[lo:hi] - b0] = -np.inf  # relevant entries: scored above, not counted here
-        if st.counter is not None:
-            S_sorted, row_max = None, st.counter.add(S, st.irr_ge)
-        else:
-            counts, S_sorted, row_max = _count(S, st.T, st.m)
-            st.irr_ge += counts
+        if st.counter is not None:  # counts and merges the tile into the top-k lists (in one pass in C)
+            st.counter.add(S, st.irr_ge, (st.rows, self.perm[b0:b1], self.top.D, self.top.I))
+            return
+        counts, S_sorted, row_max = _count(S, st.T, st.m)
+        st.irr_ge += counts
         self.top.update(st.rows, S, self.perm[b0:b1], S_sorted, row_max)
 
 
