@@ -159,6 +159,21 @@ def test_a_shared_positive_index_gives_the_loss_and_the_draw_of_the_mask_alone()
     assert torch.equal(*draws) and bool(pos[torch.arange(30), draws[0]][index.count > 0].all())
 
 
+@pytest.mark.parametrize("B, C, ids", [(40, 70, 9), (40, 70, 1_000), (1, 5, 3), (0, 6, 4), (7, 0, 4)])
+def test_positive_index_from_ids_equals_the_index_of_the_mask(B, C, ids):
+    """`PositiveIndex.of_ids` gives the very tensors `of` gives on the mask q == g (rows, cols
+    row-major with each row's columns ascending, counts as int64), without the mask: ids repeated
+    on both sides (9 ids: many positives a row), mostly unique (rows without a positive), empty
+    sides; and `mask` gives the mask back."""
+    gen = torch.Generator().manual_seed(B * 7 + C + ids)
+    q, g = torch.randint(0, ids, (B,), generator=gen), torch.randint(0, ids, (C,), generator=gen)
+    pos = q[:, None] == g[None, :]
+    want, got = PositiveIndex.of(pos), PositiveIndex.of_ids(q, g)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    assert torch.equal(got.mask(C), pos)
+
+
 def test_shuffled_batches_cover_every_index_once_per_pass_and_the_stream_runs_on():
     gen = torch.Generator().manual_seed(0)
     s = Shuffled(10, "cpu")
@@ -188,7 +203,8 @@ def test_contrastive_sample_sees_every_source_row_once_per_epoch_with_its_partne
             seen += ix.tolist()
             assert set(partner[ix].tolist()) <= set(iy.tolist())  # every row's instance partner is a candidate
             assert len(set(iy.tolist())) == len(iy) and len(iy) >= B  # unique candidates, at least B
-            assert torch.equal(pos, relevance_t(pid_x[ix], lab[ix], pid_y[iy], data.lab_y[iy]))
+            want = PositiveIndex.of(relevance_t(pid_x[ix], lab[ix], pid_y[iy], data.lab_y[iy]))
+            assert all(torch.equal(a, b) for a, b in zip(pos, want, strict=True))  # every row paired: from the ids
         assert sorted(seen) == list(range(p))
 
 

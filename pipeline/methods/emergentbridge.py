@@ -14,7 +14,6 @@ from embridge.methods.neural import NeuralMethod
 from embridge.methods.train_log import epoch_log
 from embridge.methods.training import (
     ContrastiveData,
-    PositiveIndex,
     Shuffled,
     adamw,
     apply_t,
@@ -157,11 +156,10 @@ class EmergentBridge(NeuralMethod):
         opt = adamw(params, self.lr, self.weight_decay)
         log = epoch_log(self.name, self.epochs, data.steps_per_epoch(self.batch_size))
         for _ in log.steps():  # per-epoch hooks (progress bar, dvclive) run outside the step body
-            ix, iy, pos = data.sample(self.batch_size, gen)
-            index = PositiveIndex.of(pos)
+            ix, iy, index = data.sample(self.batch_size, gen)
             Z = unit(f(corrupt_t(data.X.index_select(0, ix), self.corrupt_sigma, gen)))  # (B, d_a)
             Ya = data.Y.index_select(0, iy)  # (C, d_a)
-            l_anchor = infonce(Z, Ya, pos, index)["loss"]
+            l_anchor = infonce(Z, Ya, index)["loss"]
             log.loss = l_anchor
             opt.zero_grad(set_to_none=True)
             if self.lam == 0:
@@ -169,11 +167,11 @@ class EmergentBridge(NeuralMethod):
                 opt.step()
                 continue
             with torch.no_grad():
-                at = iy.index_select(0, pick_positive(pos, gen, index))  # one positive anchor a per row
+                at = iy.index_select(0, pick_positive(index, gen))  # one positive anchor a per row
                 if unit_Y is not None:
                     u = unit_Y.index_select(0, at)  # (B, d_a)
                 else:
-                    u = unit(pos.float() @ Ya + 1e-12 * data.Y.index_select(0, at))
+                    u = unit(index.mask(len(iy)).float() @ Ya + 1e-12 * data.Y.index_select(0, at))
                 ps = [unit(g_at.index_select(0, at) + self.sigma_p * torch.randn(u.shape, generator=gen, device=dev))
                       for g_at in proxy_at]
             has = index.count > 0

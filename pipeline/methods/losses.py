@@ -13,7 +13,7 @@ class MultiPositiveInfoNCE(nn.Module):
     Khosla et al. 2020 / Tian et al. 2023): the cross-entropy between softmax(Z Y^T / tau) and the
     uniform distribution over each row's positives. Rows without a positive are left out.
 
-    Z: (B, d) unit rows, Y: (C, d) unit rows, pos: (B, C) bool. One autograd node
+    Z: (B, d) unit rows, Y: (C, d) unit rows, pos: (B, C) bool, or its PositiveIndex. One autograd node
     (`_MultiPositiveInfoNCE`): the softmax of the forward pass is the backward's gradient, minus
     1/k at each row's k positives.
     """
@@ -22,9 +22,11 @@ class MultiPositiveInfoNCE(nn.Module):
         super().__init__()
         self.tau = tau
 
-    def forward(self, Z: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor,
+    def forward(self, Z: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | PositiveIndex,
                 index: PositiveIndex | None = None) -> dict[str, torch.Tensor]:
         """index: pos's PositiveIndex, when the caller has it (else computed here)."""
+        if isinstance(pos, PositiveIndex):
+            pos, index = None, pos
         loss = _MultiPositiveInfoNCE.apply(Z, Y, pos, 1.0 / self.tau, index)
         return {"loss": loss, "infonce": loss.detach()}
 
