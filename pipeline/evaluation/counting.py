@@ -329,18 +329,17 @@ class Counter:
             return np.full(t, -np.inf, dtype=np.float32)
         fused = top is not None and _c_merges(top, t, w)
         row_max = self._c_counts(S, out, top if fused else None) if USE_C and (self.compares or fused) else None
-        if row_max is not None:  # the comparison rows counted, every row's maximum found
-            if self.grid:
-                _add_jit(S, _NO_CHUNKS, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E,
-                         out, False)
-            if top is not None and not fused:
-                merge_topk(S, top[1], top[0], top[2], top[3], row_max)
-            return row_max
-        cmax = np.maximum.reduceat(S, np.arange(0, w, CHUNK), axis=1)  # (t, chunks): vectorized in numpy
-        _add_jit(S, cmax, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E, out, True)
-        row_max = cmax.max(axis=1)
-        if top is not None:
-            merge_topk(S, top[1], top[0], top[2], top[3], row_max)
+        merged = fused and row_max is not None
+        if row_max is None:
+            cmax = np.maximum.reduceat(S, np.arange(0, w, CHUNK), axis=1)  # (t, chunks): vectorized in numpy
+            _add_jit(S, cmax, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E, out, True)
+            row_max = cmax.max(axis=1)
+        elif self.grid:  # the C kernel counted the comparison rows and found every row's maximum
+            _add_jit(S, _NO_CHUNKS, self.T, self.m, self.G, self.lo, self.scale, self.first, self.H, self.E,
+                     out, False)
+        if top is not None and not merged:
+            rows, cols, D, I = top
+            merge_topk(S, cols, rows, D, I, row_max)
         return row_max
 
     def _c_counts(self, S: np.ndarray, out: np.ndarray, top: tuple | None = None) -> np.ndarray | None:
