@@ -8,8 +8,10 @@ gallery rows [--width, 2 * --width), thresholds each query's same-class scores o
 gallery (class relevance, their entries in the tile masked to -inf, as in the scan); it then also
 prints, per score, the thresholds it passes and the comparisons each kernel makes (`comparison_stats`).
 Sides:
-- kernel: as the scan runs it: comparison rows (m <= counting.C_COMPARE_MAX) in the AVX-512 C
-  kernel where it is built and runs (`counting.USE_C`), the grid above;
+- kernel: as the scan runs it: rows of m <= counting.C_COMPARE_MAX thresholds in the AVX-512 C
+  kernel where it is built and runs (`counting.USE_C`), the grid above; in C, rows of more than
+  counting.C_TREE_MIN thresholds place each score in a tree of their thresholds, the others compare;
+- C compare, C tree (where the C kernel runs): every row of the tile by comparisons, or in the tree;
 - numba: the path without the C kernel: comparison rows (m <= counting.COMPARE_KERNEL_MAX) in
   numba, the grid above;
 - numpy compare (`np.count_nonzero` per threshold, what the scan runs for m <= scan.COMPARE_MAX
@@ -125,9 +127,11 @@ def main() -> None:
 
         return run
 
-    def kernel_path(use_c: bool):
+    def kernel_path(use_c: bool, tree_min: int | None = None):
+        tree_min = counting.C_TREE_MIN if tree_min is None else tree_min
+
         def run(T, M):
-            with mock.patch.object(counting, "USE_C", use_c):
+            with mock.patch.multiple(counting, USE_C=use_c, C_TREE_MIN=tree_min):
                 out = np.zeros(T.shape, dtype=np.int64)
                 counting.count_rows(S, T, M, out)
                 return out
@@ -145,6 +149,8 @@ def main() -> None:
                 M = np.full(args.rows, m, dtype=np.int64)
             sides = {"kernel": kernel_path(counting.USE_C), "numba": kernel_path(False),
                      "numpy compare": numpy_path(m), "numpy sort": numpy_path(0)}
+            if counting.USE_C:
+                sides.update({"C compare": kernel_path(True, 1 << 30), "C tree": kernel_path(True, 0)})
             results = {k: f(T, M) for k, f in sides.items()}  # warm (numba loads)
             ref = results["numpy sort"]
             for k, r in results.items():
@@ -157,7 +163,8 @@ def main() -> None:
                     f(T, M)
                     best[k] = min(best[k], time.perf_counter() - t)
             numba = "compare" if m <= counting.COMPARE_KERNEL_MAX else "grid"
-            path = "compare, C" if counting.USE_C and m <= counting.C_COMPARE_MAX else f"{numba}, numba"
+            c_path = "tree" if float(M.mean()) > counting.C_TREE_MIN else "compare"
+            path = f"{c_path}, C" if counting.USE_C and m <= counting.C_COMPARE_MAX else f"{numba}, numba"
             rows.append({"relevant": m if args.data is None else float(M.mean()), "path": path, "numba path": numba,
                          **{f"{k} ns/score": best[k] / n * 1e9 for k in sides}})
     where = "synthetic" if args.data is None else f"{args.data} (class relevance, m = per-row mean)"
@@ -166,17 +173,21 @@ def main() -> None:
         stats = comparison_stats(S, real_T, real_M, counting.COMPACT_EVERY)
         print("per score: " + ", ".join(f"{k} {v:.2f}" for k, v in stats.items()))
     print(f"tile {args.rows} x {args.width}, {where}, one thread, best of {args.repeat} ({cpu_name()})")
-    print("| relevant m | kernel path | kernel ns/score | numba path | numba | numpy compare | numpy sort | numba / kernel |")
-    print("|---:|---|---:|---|---:|---:|---:|---:|")
+    print("| relevant m | kernel path | kernel ns/score | numba path | numba | numpy compare | numpy sort | numba / kernel "
+          "| C compare | C tree | C compare / C tree |")
+    print("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         k, b = r["kernel ns/score"], r["numba ns/score"]
         c, s = r["numpy compare ns/score"], r["numpy sort ns/score"]
+        cc, ct = r.get("C compare ns/score"), r.get("C tree ns/score")
+        tail = f"| {cc:.2f} | {ct:.2f} | {cc / ct:.2f} |" if cc is not None else "| - | - | - |"
         print(f"| {r['relevant']:.4g} | {r['path']} | {k:.2f} | {r['numba path']} | {b:.2f} | {c:.2f} | {s:.2f} "
-              f"| {b / k:.2f} |")
+              f"| {b / k:.2f} " + tail)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cpu": cpu_name(), "rows": args.rows, "width": args.width, "repeat": args.repeat,
                                     "data": None if args.data is None else str(args.data), "c_kernel": counting.USE_C,
-                                    "compact_every": counting.COMPACT_EVERY, "per_score": stats, "results": rows},
+                                    "compact_every": counting.COMPACT_EVERY, "tree_min": counting.C_TREE_MIN,
+                                    "per_score": stats, "results": rows},
                                    indent=2) + "\n")
     print(f"wrote {args.out}")
 

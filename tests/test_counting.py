@@ -108,6 +108,7 @@ def test_the_c_kernel_compacting_every_few_thresholds_equals_bruteforce(w, every
     scores equal to the thresholds a compaction keys on, thresholds repeated across a compaction's
     boundary, -inf entries, rows of 0 thresholds and of mm, and rows of any stride."""
     monkeypatch.setattr(counting, "COMPACT_EVERY", every)
+    monkeypatch.setattr(counting, "C_TREE_MIN", 10**9)  # every row by comparisons, none placed in a tree
     rng = np.random.default_rng(w * 101 + every + mm)
     t = 12
     S = rng.integers(-20, 21, (t, w + 5)).astype(np.float32) / np.float32(4)  # many exact ties
@@ -122,6 +123,44 @@ def test_the_c_kernel_compacting_every_few_thresholds_equals_bruteforce(w, every
     row_max = counting.count_rows(S, T, m, out, compare_max=mm)
     np.testing.assert_array_equal(out - 7, brute(S, T, m))
     np.testing.assert_array_equal(row_max, S.max(axis=1))
+
+
+@pytest.mark.parametrize("mm", [1, 16, 17, 256, 257, 4_096, 4_097, 20_000])
+@pytest.mark.parametrize("tree_min", [0, 100])
+def test_the_c_kernel_placing_scores_in_a_tree_of_thresholds_equals_bruteforce(mm, tree_min, c_kernel, monkeypatch):
+    """Rows of more than `C_TREE_MIN` thresholds place each score in a tree of 16-wide levels of
+    their thresholds (1 to 4 levels: mm around 16, 256 and 4,096) and count from its histogram: the
+    brute-force counts, with scores equal to thresholds at every level's boundaries, runs of equal
+    thresholds across them, -inf thresholds and scores, +inf and NaN scores, rows of every length
+    up to mm (the others by comparisons where tree_min is 100), in one call and tile by tile."""
+    monkeypatch.setattr(counting, "C_TREE_MIN", tree_min)
+    rng = np.random.default_rng(mm + tree_min)
+    t, w = 9, 1_300
+    T = np.sort(rng.integers(-3_000, 3_000, (t, mm)).astype(np.float32) / np.float32(64), axis=1)
+    T[1, 10:40] = T[1, min(10, mm - 1)]  # a run across the level boundaries at 16 and 32
+    T[2, : min(3, mm - 1)] = -np.inf
+    S = rng.integers(-3_200, 3_200, (t, w)).astype(np.float32) / np.float32(64)
+    for i in range(t):  # scores equal to the thresholds at the levels' boundaries and around them
+        picks = T[i, [j for j in (0, 15, 16, 255, 256, 4_095, 4_096, mm - 1) if j < mm]]
+        S[i, : 4 * len(picks)] = np.repeat(picks, 4)
+    S[rng.random(S.shape) < 0.05] = -np.inf
+    S[:, 100] = np.inf
+    S[3, ::9] = np.nan
+    m = rng.integers(1, mm + 1, t)
+    m[:4] = mm
+    m[4] = 0
+    T[np.arange(mm)[None, :] >= m[:, None]] = np.inf
+    expected = brute(np.nan_to_num(S, nan=-np.inf, posinf=np.inf, neginf=-np.inf), T, m)
+    out = np.zeros((t, mm), dtype=np.int64)
+    row_max = counting.count_rows(S, T, m, out, compare_max=mm)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(row_max, np.nanmax(S, axis=1))
+    counter = counting.Counter(T, m, compare_max=mm)
+    out = np.full((t, mm), 3, dtype=np.int64)
+    for a, b in ((0, 17), (17, 600), (600, w)):
+        counter.add(S[:, a:b], out)
+    counter.finish(out)
+    np.testing.assert_array_equal(out - 3, expected)
 
 
 def test_the_c_kernel_leaves_nan_scores_out_of_counts_and_maxima(c_kernel):
@@ -235,7 +274,7 @@ def test_topk_lists_the_c_kernel_cannot_take_are_merged_by_numba_after_it(c_kern
     kernel's counting: the same lists as merging without the counter."""
     calls = []
     real = counting._C_TILE
-    monkeypatch.setattr(counting, "_C_TILE", lambda *a: calls.append(a[12]) or real(*a))
+    monkeypatch.setattr(counting, "_C_TILE", lambda *a: calls.append(a[13]) or real(*a))
     rng = np.random.default_rng(3)
     S = rng.standard_normal((4, 600)).astype(np.float32)
     T = np.sort(rng.standard_normal((4, 3)).astype(np.float32), axis=1)

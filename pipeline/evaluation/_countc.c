@@ -1,8 +1,8 @@
-/* The fused scan's comparison counting in AVX-512, called through ctypes (evaluation/counting.py).
+/* The fused scan's counting in AVX-512, called through ctypes (evaluation/counting.py).
 
    For one score tile S (t, w) (rows `ld` floats apart, columns contiguous) and each row's thresholds
-   T[i, 0..m[i]) ascending: out[i, j] += #{g : S[i, g] >= T[i, j]} for the rows counted by comparisons
-   (G[i] == 0, m[i] > 0), and row_max[i] = max_g S[i, g] for every row (NaN left out). Given the
+   T[i, 0..m[i]) ascending: out[i, j] += #{g : S[i, g] >= T[i, j]} for the rows counted here
+   (G[i] == 0, m[i] > 0; the others are counted on numba's grid), and row_max[i] = max_g S[i, g] for every row (NaN left out). Given the
    running top-k lists (D, I, the tile's query rows and gallery indices), it also merges every row
    of the tile into its list while the row's chunks are in cache: the lists of `counting._topk`
    (score desc, index asc; -inf and NaN never enter), where the scan used to pass the tile again.
@@ -17,6 +17,16 @@
    comparison is the float32 `s >= t` of the numba kernel (false for NaN and for -inf against any
    finite threshold); the thresholds below a chunk's maximum are found by binary search.
 
+   The comparisons a score costs grow with the thresholds below it. A row of more than `tree_min`
+   thresholds (counting.C_TREE_MIN; up to TREE_MAX) therefore places each score instead: its
+   thresholds laid out as a tree of 16-wide levels (every 256th, every 16th, all of them), a score
+   takes one 16-lane compare a level to find #{j : T[j] <= s}, and a histogram of those positions,
+   summed from the top at the row's end, gives the counts. Only the scores >= T[0] are placed (the
+   chunk compacted to them first). On the real tile of bench/counting.py --data at 10k x 200k x 512
+   (~201 thresholds a row) 1.48 ns a score against 1.81 comparing, at 1,000 thresholds 3.0 against
+   9.6 (synthetic); below ~120 thresholds the comparisons are faster. The compares are the same
+   `s >= t`, so the counts are the same, exactly.
+
    Built by setuptools as an optional extension: where it does not compile, or the CPU lacks
    AVX-512F (`embridge_count_supported` returns 0), counting.py keeps the numba kernel. */
 
@@ -25,6 +35,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define CHUNK 512
 #define MAX_COMPARE (1 << 20) /* thresholds a comparison row holds at most (its work space: 64 bytes each) */
@@ -161,12 +172,79 @@ static inline int64_t at_or_below(const float *T, int64_t n, float x)
     return lo;
 }
 
-/* acc (mx int32 vectors, 64-byte aligned): the work space of rows of up to mx thresholds. rows NULL: no
-   top-k merge (then cols, D, I, k are not read). */
+#define TREE_MAX 65536 /* thresholds a tree row holds at most: four levels of 16 */
+
+/* The levels of the tree of m >= 1 thresholds: 1 (m <= 16), 2 (<= 256), 3 (<= 4,096) or 4. */
+static int tree_depth(int64_t m) { return (m <= 16) ? 1 : (m <= 256) ? 2 : (m <= 4096) ? 3 : 4; }
+
+/* The floats the tree of m thresholds takes: each level's entries, rounded up to a multiple of 16. */
+static int64_t tree_floats(int64_t m)
+{
+    int64_t total = 0, stride = 1;
+    for (int k = tree_depth(m); k > 0; k--, stride *= 16)
+        total += (((m + stride - 1) / stride) + 15) & ~(int64_t)15;
+    return total;
+}
+
+/* Lay out the m ascending thresholds T (1 <= m <= TREE_MAX) as a tree of 16-wide levels in space
+   (64-byte aligned, `tree_floats(m)` floats); returns its depth L. Level k < L holds every
+   16^(L-1-k)-th threshold, in order (the last level holds them all), from lev[k] on, padded with NaN
+   to a multiple of 16 (a NaN compares false, so it never counts, even against +inf). */
+static int build_tree(const float *T, int64_t m, float *space, float **lev)
+{
+    const int L = tree_depth(m);
+    int64_t stride = 1;
+    for (int k = 1; k < L; k++)
+        stride *= 16;
+    for (int k = 0; k < L; k++, stride /= 16) {
+        const int64_t nk = (m + stride - 1) / stride, cap = (nk + 15) & ~(int64_t)15;
+        lev[k] = space;
+        for (int64_t j = 0; j < cap; j++)
+            space[j] = (j < nk) ? T[j * stride] : NAN;
+        space += cap;
+    }
+    return L;
+}
+
+/* #{j : T[j] <= x} for a score x >= T[0], on the tree of `build_tree` (depth L, its levels starting
+   at lev[0..L)): at each level, one compare of x with the 16 entries under the entry chosen above
+   (those <= x are a prefix, as the entries ascend) picks the last one <= x, or, at the last level,
+   counts them. Every compare is the `s >= t` of the other kernels, so the count is theirs. */
+TARGET static inline __attribute__((always_inline)) unsigned tree_pos(__m512 x, float *const *lev, int L)
+{
+    unsigned idx = 0;
+    for (int k = 0; k + 1 < L; k++)
+        idx = 16 * idx + _mm_popcnt_u32((unsigned)_mm512_cmp_ps_mask(_mm512_load_ps(lev[k] + 16 * idx), x, _CMP_LE_OQ)) - 1;
+    return 16 * idx + _mm_popcnt_u32((unsigned)_mm512_cmp_ps_mask(_mm512_load_ps(lev[L - 1] + 16 * idx), x, _CMP_LE_OQ));
+}
+
+/* hist[4 p + q % 4] += 1 for the p = #{j : T[j] <= x[q]} of each score x[q] (all >= T[0]): four
+   histograms, interleaved, so that neighbouring scores landing in one bin do not wait on each
+   other's store. L a constant where inlined: the level loop unrolls. */
+TARGET static inline __attribute__((always_inline)) void tree_count(const float *x, int64_t n, float *const *lev,
+                                                                     int L, int32_t *hist)
+{
+    int64_t q = 0;
+    for (; q + 4 <= n; q += 4) {
+        const unsigned p0 = tree_pos(_mm512_set1_ps(x[q]), lev, L), p1 = tree_pos(_mm512_set1_ps(x[q + 1]), lev, L);
+        const unsigned p2 = tree_pos(_mm512_set1_ps(x[q + 2]), lev, L), p3 = tree_pos(_mm512_set1_ps(x[q + 3]), lev, L);
+        hist[4 * p0]++;
+        hist[4 * p1 + 1]++;
+        hist[4 * p2 + 2]++;
+        hist[4 * p3 + 3]++;
+    }
+    for (; q < n; q++)
+        hist[4 * tree_pos(_mm512_set1_ps(x[q]), lev, L)]++;
+}
+
+/* The work space (64-byte aligned): acc (an int32 vector for each threshold of the longest comparison
+   row), tree and hist (`tree_floats(mt)` floats, 4 (mt + 1) int32 for the longest tree row, mt
+   thresholds). Rows with more than tree_min thresholds (and at most TREE_MAX) are tree rows. rows NULL: no top-k merge (then cols, D, I, k are
+   not read). */
 TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int64_t w, const float *T, int64_t ldT,
                                      const int64_t *m, const int64_t *G, int64_t *out, int64_t ldout, float *row_max,
-                                     int64_t level, __m512i *acc, const int64_t *rows, const int64_t *cols, float *D,
-                                     int64_t *I, int64_t k)
+                                     int64_t level, int64_t tree_min, __m512i *acc, float *tree, int32_t *hist,
+                                     const int64_t *rows, const int64_t *cols, float *D, int64_t *I, int64_t k)
 {
     float buf[2][CHUNK + 16] __attribute__((aligned(64)));
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
@@ -178,6 +256,10 @@ TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int6
         int64_t *oi = out + i * ldout;
         const int64_t mi = (G[i] == 0) ? m[i] : 0; /* grid rows: only their maximum here */
         int64_t used = 0; /* accumulators in use: the most thresholds any chunk passed */
+        float *lev[4];
+        const int L = (mi > tree_min && mi <= TREE_MAX) ? build_tree(Ti, mi, tree, lev) : 0; /* 0: comparisons */
+        if (L)
+            memset(hist, 0, (size_t)(4 * (mi + 1)) * sizeof(int32_t));
         float *Dq = rows ? D + rows[i] * k : NULL;
         int64_t *Iq = rows ? I + rows[i] * k : NULL;
         float thr = rows ? Dq[k - 1] : INFINITY;
@@ -192,6 +274,20 @@ TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int6
                 merge_chunk(s + c0, cols + c0, n, Dq, Iq, k, &thr, &thr_i);
             if (mi == 0)
                 continue;
+            if (L) { /* the tree: the chunk's scores >= T[0] (the others count for none), each placed */
+                if (cmax >= Ti[0]) {
+                    const int64_t cn = compact(s + c0, n, Ti[0], buf[0]);
+                    if (L == 1)
+                        tree_count(buf[0], cn, lev, 1, hist);
+                    else if (L == 2)
+                        tree_count(buf[0], cn, lev, 2, hist);
+                    else if (L == 3)
+                        tree_count(buf[0], cn, lev, 3, hist);
+                    else
+                        tree_count(buf[0], cn, lev, 4, hist);
+                }
+                continue;
+            }
             /* thresholds above the chunk's maximum count nothing in it */
             const int64_t jn = at_or_below(Ti, mi, cmax);
             for (; used < jn; used++)
@@ -213,6 +309,11 @@ TARGET static void count_tile_avx512(const float *S, int64_t ld, int64_t t, int6
         }
         for (int64_t j = 0; j < used; j++)
             oi[j] += _mm512_reduce_add_epi32(acc[j]);
+        int64_t above = 0; /* tree rows: out[j] += #{scores placed past j} */
+        for (int64_t p = L ? mi : 0; p >= 1; p--) {
+            above += hist[4 * p] + hist[4 * p + 1] + hist[4 * p + 2] + hist[4 * p + 3];
+            oi[p - 1] += above;
+        }
         row_max[i] = _mm512_reduce_max_ps(rmax);
     }
 }
@@ -238,26 +339,34 @@ int embridge_count_supported(void) { return supported(); }
    MAX_COMPARE thresholds, -3 where its work space could not be allocated (nothing written then). */
 int embridge_count_tile(const float *S, int64_t ld, int64_t t, int64_t w, const float *T, int64_t ldT,
                         const int64_t *m, const int64_t *G, int64_t *out, int64_t ldout, float *row_max, int64_t level,
-                        const int64_t *rows, const int64_t *cols, float *D, int64_t *I, int64_t k)
+                        int64_t tree_min, const int64_t *rows, const int64_t *cols, float *D, int64_t *I, int64_t k)
 {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (!supported())
         return -1;
-    int64_t mx = 1;
-    for (int64_t i = 0; i < t; i++)
-        if (G[i] == 0 && m[i] > mx)
-            mx = m[i];
-    if (mx > MAX_COMPARE)
+    int64_t mc = 1, mt = 0; /* the most thresholds of a comparison row, of a tree row */
+    for (int64_t i = 0; i < t; i++) {
+        if (G[i] != 0)
+            continue;
+        if (m[i] > tree_min && m[i] <= TREE_MAX)
+            mt = (m[i] > mt) ? m[i] : mt;
+        else
+            mc = (m[i] > mc) ? m[i] : mc;
+    }
+    if (mc > MAX_COMPARE)
         return -2;
-    void *acc = aligned_alloc(64, (size_t)mx * 64);
-    if (acc == NULL)
+    const size_t acc_bytes = (size_t)mc * 64, tree_bytes = ((size_t)tree_floats(mt) * sizeof(float) + 63) & ~(size_t)63;
+    const size_t hist_bytes = ((size_t)(4 * (mt + 1)) * sizeof(int32_t) + 63) & ~(size_t)63;
+    char *space = aligned_alloc(64, acc_bytes + tree_bytes + hist_bytes);
+    if (space == NULL)
         return -3;
-    count_tile_avx512(S, ld, t, w, T, ldT, m, G, out, ldout, row_max, level, acc, rows, cols, D, I, k);
-    free(acc);
+    count_tile_avx512(S, ld, t, w, T, ldT, m, G, out, ldout, row_max, level, tree_min, (__m512i *)space,
+                      (float *)(space + acc_bytes), (int32_t *)(space + acc_bytes + tree_bytes), rows, cols, D, I, k);
+    free(space);
     return 0;
 #else
     (void)S; (void)ld; (void)t; (void)w; (void)T; (void)ldT; (void)m; (void)G; (void)out; (void)ldout;
-    (void)row_max; (void)level; (void)rows; (void)cols; (void)D; (void)I; (void)k;
+    (void)row_max; (void)level; (void)tree_min; (void)rows; (void)cols; (void)D; (void)I; (void)k;
     return -1;
 #endif
 }

@@ -21,7 +21,9 @@ A row with at most `default_compare_max()` thresholds is counted instead by comp
 - where the C extension `_countc` (built by setup.py; `_countc.c`) loaded and the CPU has AVX-512F
   (`USE_C`), up to C_COMPARE_MAX thresholds, by AVX-512 comparison passes that, every
   COMPACT_EVERY thresholds, compact the chunk to the scores at or above the next threshold (a score
-  below it counts for none of the higher ones); it also finds every row's maximum, so no reduceat
+  below it counts for none of the higher ones); a row of more than C_TREE_MIN thresholds instead
+  places each score in a 16-wide tree of its thresholds (one vector compare a level, 1 to 4 levels)
+  and counts from the histogram of the places; it also finds every row's maximum, so no reduceat
   pass is made, and merges each chunk whose maximum can enter into the row's top-k list while the
   chunk is in cache, so the scan passes over a tile once (3k x 60k x 512, class relevance, an Intel
   Xeon: 0.24 thread-seconds counting and merging, against 0.22 + 0.10 for counting, then numba's
@@ -253,9 +255,13 @@ if HAVE_NUMBA:
 COMPACT_EVERY = 12  # the C kernel: thresholds compared before each compaction of a chunk. bench/eval.py's class
 #   relevance (real tiles, one thread, an AMD EPYC Zen 4): at ~61 thresholds a row 0.85 ns a score (every 8:
 #   0.87, 16: 0.89; numba 1.63), at ~201 1.91 (8: 2.11, 16: 1.87)
+C_TREE_MIN = 120  # the C kernel: rows with more thresholds than this (up to 65,536) place each score in a tree
+#   of their thresholds rather than comparing it with each (one thread, 256 x 4,096 tiles, an Intel Xeon,
+#   synthetic scores: comparisons against the tree 0.96 / 1.44 ns a score at 64 thresholds, 1.23 / 1.50 at 96,
+#   1.57 / 1.53 at 128, 2.21 / 1.59 at 200, 9.62 / 3.04 at 1,000)
 _C_ARGS = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
-           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+           ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 
 
 def _load_c():
@@ -278,8 +284,9 @@ def _load_c():
 
 _C_TILE = _load_c()
 USE_C = _C_TILE is not None  # the comparison rows in C (where it loaded), else in numba (tests switch it)
-C_COMPARE_MAX = 4096  # with the C kernel, rows with at most this many thresholds are compared (at 2,000
-#   thresholds 24.5 ns a score against 41.7 on the grid, at 5,000 55 against 54; synthetic scores)
+C_COMPARE_MAX = 65536  # with the C kernel, rows with at most this many thresholds are counted there, the longer
+#   ones on the grid (64 x 8,192 tiles, synthetic scores, an Intel Xeon: the tree 4.4 ns a score at 4,000
+#   thresholds, 8.9 at 10,000, 31.5 at 65,536, against the grid's 64.6, 85.6 and 176.7)
 
 
 def default_compare_max() -> int:
@@ -356,7 +363,7 @@ class Counter:
         rows, cols, D, I = (a.ctypes.data for a in top) if top is not None else (None, None, None, None)
         done = _C_TILE(S.ctypes.data, S.strides[0] // 4, t, w, self.T.ctypes.data, self.T.shape[1], self.m.ctypes.data,
                        self.G.ctypes.data, out.ctypes.data, out.strides[0] // 8, row_max.ctypes.data, COMPACT_EVERY,
-                       rows, cols, D, I, top[2].shape[1] if top is not None else 0)
+                       C_TREE_MIN, rows, cols, D, I, top[2].shape[1] if top is not None else 0)
         return row_max if done == 0 else None
 
     def finish(self, out: np.ndarray) -> None:

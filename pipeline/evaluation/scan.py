@@ -31,9 +31,10 @@ so that each gallery tile it gathers serves all of them. Memory: `(1 + GROUP_BLO
 * min(score_budget, TILE_SCORES)` scores per thread (about 28 bytes of work space each) and one
 gallery tile per thread, gathered in key order before its sgemms (none when the gallery is in that
 order already), plus (nq, k) results, (block, m) relevant scores and, with more than
-`counting.default_compare_max()` relevant items (4,096 with the C kernel, else 96), the counting
+`counting.default_compare_max()` relevant items (65,536 with the C kernel, else 96), the counting
 kernel's bin histograms (at most 16 MiB a block, `counting.GRID_CELLS`; the C kernel's work space
-is 64 bytes a threshold for one tile call); it does not grow with nq x nb. The gallery itself is never copied:
+for one tile call is 64 bytes a threshold of its longest comparison row and about 21 of its longest
+tree row); it does not grow with nq x nb. The gallery itself is never copied:
 memory touched for the first time is what costs most on a small scan (about 3 s a GB on this
 project's machines, 0.37 s for a key-ordered copy of 60k x 512 against a 1.2 s FAISS search;
 `bench/RESULTS.md`).
