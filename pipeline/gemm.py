@@ -1,24 +1,63 @@
-"""Float32 matrix products on the CPU through oneDNN, where torch was built with it.
+"""Float32 matrix products on the CPU, on the library that is faster on this CPU's vendor.
 
 torch.mm runs on MKL, which on this project's AMD EPYC (AVX-512) reaches about 165 GFLOP/s on two
 cores; oneDNN's linear op, the one torch's compiler emits for a CPU linear layer, reaches 330-400 on
-the same products (`bench/fit.py` measures both rates). The training heads (`Linear`), the
-contrastive loss (`mm_nt`) and the evaluation scan's tiles (`embridge.evaluation.scan`) use it;
-anything else (CUDA, float64, a torch without oneDNN, `MODE = "torch"`) runs torch's own op, with
-the same results up to float32 rounding.
+the same products (`bench/fit.py` measures both rates). On an Intel Xeon it is the other way round:
+MKL's products are the faster ones (the evaluation scan's 250 x 4,167 x 512 tiles 151 against 141
+GFLOP/s a core, the training heads' weight gradients 15-30% faster). So MODE "auto" runs torch's own
+ops (torch.mm, F.linear: MKL) on a GenuineIntel CPU and oneDNN elsewhere, where torch has it
+(`backend()`); the environment variable EMBRIDGE_CPU_GEMM ("onednn" or "torch") picks one
+everywhere. The training heads (`Linear`), the contrastive loss (`mm_nt`) and the evaluation scan's
+tiles (`embridge.evaluation.scan`) use it; CUDA, float64 and a torch without oneDNN run torch's own
+op. The two round differently (float32 sums in another order), so fits and metrics agree across
+them to float32 rounding, not bit for bit: set EMBRIDGE_CPU_GEMM to compare bits across machines.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import threading
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-MODE = "auto"  # "auto": oneDNN for CPU float32 products where torch has it; "torch": torch.mm / F.linear
+MODE = "auto"  # "auto": `backend()`'s choice by the CPU's vendor; "onednn" (where torch has it); "torch"
+ENV = "EMBRIDGE_CPU_GEMM"  # overrides MODE "auto": "onednn" or "torch"
 _AVAILABLE: bool | None = None
 _PROBE_LOCK = threading.Lock()
+_VENDOR: str | None = None
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD", ...; "" where it cannot be read): from
+    /proc/cpuinfo on Linux, else from platform.processor(). Read once per process."""
+    global _VENDOR
+    if _VENDOR is None:
+        vendor = ""
+        try:
+            with open("/proc/cpuinfo") as f:
+                vendor = next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "")
+        except OSError:
+            pass
+        if not vendor:
+            vendor = "GenuineIntel" if "GenuineIntel" in platform.processor() else ""
+        _VENDOR = vendor
+    return _VENDOR
+
+
+def backend() -> str:
+    """The CPU float32 products' library: "onednn" or "torch" (torch.mm / F.linear, on MKL). MODE
+    when it is not "auto"; else EMBRIDGE_CPU_GEMM where set; else "torch" on a GenuineIntel CPU, and
+    oneDNN elsewhere where torch has it (`onednn_available`). A ValueError names a bad setting."""
+    mode = MODE if MODE != "auto" else os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if mode not in ("auto", "onednn", "torch"):
+        source = f"the environment variable {ENV}" if MODE == "auto" else "embridge.gemm.MODE"
+        raise ValueError(f"{source} is {mode!r}: expected 'onednn', 'torch' or 'auto'")
+    if mode == "auto":
+        mode = "torch" if cpu_vendor() == "GenuineIntel" else "onednn"
+    return "onednn" if mode == "onednn" and onednn_available() else "torch"
 
 
 def onednn_available() -> bool:
@@ -49,9 +88,11 @@ def onednn_linear(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = 
 
 def _use_onednn(a: torch.Tensor, b: torch.Tensor) -> bool:
     """oneDNN for a @ b.T of non-empty 2-D CPU float32 operands of matching width (else torch's op
-    runs, and raises its own clear error on a mismatch; oneDNN rejects empty operands), in MODE "auto"."""
-    return (MODE == "auto" and onednn_available() and a.dim() == b.dim() == 2 and a.shape[1] == b.shape[1]
-            and all(t.device.type == "cpu" and t.dtype == torch.float32 and t.numel() > 0 for t in (a, b)))
+    runs, and raises its own clear error on a mismatch; oneDNN rejects empty operands), where
+    `backend()` is oneDNN."""
+    return (a.dim() == b.dim() == 2 and a.shape[1] == b.shape[1]
+            and all(t.device.type == "cpu" and t.dtype == torch.float32 and t.numel() > 0 for t in (a, b))
+            and backend() == "onednn")
 
 
 def mm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -166,17 +166,17 @@ def _block_ap(T: np.ndarray, m: np.ndarray, irr_ge: np.ndarray) -> tuple[np.ndar
     return ap, first
 
 
-SGEMM = "auto"  # tile sgemm: "onednn" (torch's oneDNN linear), "mkl" (torch.mm), "auto": oneDNN where torch has it
+SGEMM = "auto"  # tile sgemm: "onednn" (torch's oneDNN linear), "mkl" (torch.mm), "auto": `embridge.gemm.backend()`
 
 
 def _sgemm_kind() -> str:
-    """The tile sgemm `_sgemm` uses: SGEMM, with "auto" resolved to oneDNN when torch was built
-    with it and its linear op runs here (`embridge.gemm.onednn_available`), else torch.mm."""
+    """The tile sgemm `_sgemm` uses: SGEMM, with "auto" resolved by `embridge.gemm.backend()`
+    (torch.mm on an Intel CPU, oneDNN elsewhere where torch has it; EMBRIDGE_CPU_GEMM overrides)."""
     if SGEMM != "auto":
         return SGEMM
-    from embridge.gemm import onednn_available  # torch on first use only
+    from embridge.gemm import backend  # torch on first use only
 
-    return "onednn" if onednn_available() else "mkl"
+    return "onednn" if backend() == "onednn" else "mkl"
 
 
 def _sgemm(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None, kind: str | None = None) -> np.ndarray:
@@ -187,7 +187,8 @@ def _sgemm(A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None, kind: st
     (tests/test_ties.py runs both). Not numpy's OpenBLAS: on this project's AVX-512 CPU its sgemm
     rounds a product differently by the column's position (3,888 of 4,096 identical columns
     differed from the first), in either orientation. oneDNN uses the full AVX-512 width there:
-    199 GFLOP/s a core at 375 x 11,184 x 512, against 88 for torch.mm (MKL) and 103 for OpenBLAS."""
+    199 GFLOP/s a core at 375 x 11,184 x 512, against 88 for torch.mm (MKL) and 103 for OpenBLAS;
+    on an Intel Xeon MKL is the faster (151 against 141 GFLOP/s a core at 250 x 4,167 x 512)."""
     import torch
 
     a = torch.from_numpy(np.ascontiguousarray(A, dtype=np.float32))
