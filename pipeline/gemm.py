@@ -1,62 +1,45 @@
-"""Float32 matrix products on the CPU, on the library that is faster on this CPU's vendor.
+"""Float32 matrix products on the CPU through oneDNN, where torch was built with it.
 
 torch.mm runs on MKL, which on this project's AMD EPYC (AVX-512) reaches about 165 GFLOP/s on two
 cores; oneDNN's linear op, the one torch's compiler emits for a CPU linear layer, reaches 330-400 on
-the same products (`bench/fit.py` measures both rates). On an Intel Xeon it is the other way round:
-MKL's products are the faster ones (the evaluation scan's 250 x 4,167 x 512 tiles 151 against 141
-GFLOP/s a core, the training heads' weight gradients 15-30% faster). So MODE "auto" runs torch's own
-ops (torch.mm, F.linear: MKL) on a GenuineIntel CPU and oneDNN elsewhere, where torch has it
-(`backend()`); the environment variable EMBRIDGE_CPU_GEMM ("onednn" or "torch") picks one
-everywhere. The training heads (`Linear`), the contrastive loss (`mm_nt`) and the evaluation scan's
-tiles (`embridge.evaluation.scan`) use it; CUDA, float64 and a torch without oneDNN run torch's own
-op. The two round differently (float32 sums in another order), so fits and metrics agree across
-them to float32 rounding, not bit for bit: set EMBRIDGE_CPU_GEMM to compare bits across machines.
+the same products (`bench/fit.py` measures both rates). The training heads (`Linear`), the
+contrastive loss (`mm_nt`) and the evaluation scan's tiles (`embridge.evaluation.scan`) use it;
+anything else (CUDA, float64, a torch without oneDNN) runs torch's own op, with the same results up
+to float32 rounding.
+
+oneDNN is the default on every CPU: the committed results and the training measurements in
+`bench/RESULTS.md` were made with it, and on the AMD EPYCs it is the faster. On an Intel Xeon MKL
+is the faster one for the evaluation scan (its 250 x 4,167 x 512 tiles 151 against 141 GFLOP/s a
+core, a whole 10k x 200k x 512 scan 9.8 against 10.1-11.0 s) and for the heads' weight gradients
+(15-30%; whole fits on it were not measured). The environment variable EMBRIDGE_CPU_GEMM=torch
+runs torch's own ops (torch.mm, F.linear) instead, with other float32 roundings (`backend()`;
+`MODE` does the same from code).
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import threading
 
 import torch
+from embridge.errors import ConfigError
 from torch import nn
 from torch.nn import functional as F
 
-MODE = "auto"  # "auto": `backend()`'s choice by the CPU's vendor; "onednn" (where torch has it); "torch"
-ENV = "EMBRIDGE_CPU_GEMM"  # overrides MODE "auto": "onednn" or "torch"
+MODE = "auto"  # "auto": EMBRIDGE_CPU_GEMM, else oneDNN where torch has it; "onednn"; "torch" (torch.mm / F.linear)
+ENV = "EMBRIDGE_CPU_GEMM"  # "onednn" (the default) or "torch"; read where MODE is "auto"
 _AVAILABLE: bool | None = None
 _PROBE_LOCK = threading.Lock()
-_VENDOR: str | None = None
-
-
-def cpu_vendor() -> str:
-    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD", ...; "" where it cannot be read): from
-    /proc/cpuinfo on Linux, else from platform.processor(). Read once per process."""
-    global _VENDOR
-    if _VENDOR is None:
-        vendor = ""
-        try:
-            with open("/proc/cpuinfo") as f:
-                vendor = next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "")
-        except OSError:
-            pass
-        if not vendor:
-            vendor = "GenuineIntel" if "GenuineIntel" in platform.processor() else ""
-        _VENDOR = vendor
-    return _VENDOR
 
 
 def backend() -> str:
     """The CPU float32 products' library: "onednn" or "torch" (torch.mm / F.linear, on MKL). MODE
-    when it is not "auto"; else EMBRIDGE_CPU_GEMM where set; else "torch" on a GenuineIntel CPU, and
-    oneDNN elsewhere where torch has it (`onednn_available`). A ValueError names a bad setting."""
-    mode = MODE if MODE != "auto" else os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if mode not in ("auto", "onednn", "torch"):
+    when it is not "auto"; else EMBRIDGE_CPU_GEMM where set; else oneDNN. oneDNN only where torch
+    has it (`onednn_available`), else torch. A ConfigError names a bad setting."""
+    mode = MODE if MODE != "auto" else os.environ.get(ENV, "").strip().lower() or "onednn"
+    if mode not in ("onednn", "torch"):
         source = f"the environment variable {ENV}" if MODE == "auto" else "embridge.gemm.MODE"
-        raise ValueError(f"{source} is {mode!r}: expected 'onednn', 'torch' or 'auto'")
-    if mode == "auto":
-        mode = "torch" if cpu_vendor() == "GenuineIntel" else "onednn"
+        raise ConfigError(f"{source} is {mode!r}: expected 'onednn' or 'torch'")
     return "onednn" if mode == "onednn" and onednn_available() else "torch"
 
 

@@ -34,7 +34,7 @@ def slow_onednn_probe(monkeypatch):
         time.sleep(0.2)
         return real(*a)
 
-    monkeypatch.setattr(gemm, "MODE", "onednn")  # probed on any CPU ("auto" skips it on an Intel one)
+    monkeypatch.setattr(gemm, "MODE", "onednn")  # probed whatever EMBRIDGE_CPU_GEMM says
     monkeypatch.setattr(gemm, "_AVAILABLE", None)
     monkeypatch.setattr(gemm, "onednn_linear", slow)
     return truth

@@ -1,7 +1,7 @@
 """embridge.gemm: the oneDNN products the training heads and the contrastive loss run on the CPU,
 against float64 torch (the oracle), with float32 accuracy (a bf16 or tf32 shortcut would miss the
 bounds by orders of magnitude); the fallbacks (float64, empty, MODE "torch") run torch's own ops;
-`backend()`'s choice by CPU vendor, and its overrides."""
+`backend()`'s default and its overrides."""
 
 import numpy as np
 import pytest
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not gemm.onednn_available(), reason="this torch 
 
 @pytest.fixture(autouse=True)
 def on_onednn(monkeypatch):
-    """These tests check oneDNN's products: pinned, as "auto" picks torch's own on an Intel CPU."""
+    """These tests check oneDNN's products: pinned, whatever EMBRIDGE_CPU_GEMM says."""
     monkeypatch.setattr(gemm, "MODE", "onednn")
 
 
@@ -182,11 +182,14 @@ def test_every_thread_gets_the_probe_s_answer_while_it_runs(slow_onednn_probe):
     assert answers == [slow_onednn_probe] * 4
 
 
-@pytest.mark.parametrize("vendor, expected", [("GenuineIntel", "torch"), ("AuthenticAMD", "onednn"), ("", "onednn")])
-def test_auto_picks_mkl_on_intel_and_onednn_elsewhere(monkeypatch, vendor, expected):
+@pytest.mark.parametrize("setting, expected", [(None, "onednn"), ("", "onednn"), ("onednn", "onednn"),
+                                               ("torch", "torch"), (" TORCH ", "torch")])
+def test_onednn_by_default_and_the_environment_picks_torch(monkeypatch, setting, expected):
     monkeypatch.setattr(gemm, "MODE", "auto")
-    monkeypatch.delenv(gemm.ENV, raising=False)
-    monkeypatch.setattr(gemm, "_VENDOR", vendor)
+    if setting is None:
+        monkeypatch.delenv(gemm.ENV, raising=False)
+    else:
+        monkeypatch.setenv(gemm.ENV, setting)
     assert gemm.backend() == expected
     calls = []
     real = gemm.onednn_linear
@@ -195,35 +198,17 @@ def test_auto_picks_mkl_on_intel_and_onednn_elsewhere(monkeypatch, vendor, expec
     out = gemm.mm_nt(a, b)
     assert len(calls) == (expected == "onednn")  # the product went where backend() said
     torch.testing.assert_close(out.double(), a.double() @ b.double().T, rtol=1e-5, atol=1e-4)
-
-
-@pytest.mark.parametrize("setting, expected", [("onednn", "onednn"), ("torch", "torch"), (" TORCH ", "torch"),
-                                               ("auto", None), ("", None)])
-def test_the_environment_overrides_auto_and_mode_overrides_the_environment(monkeypatch, setting, expected):
-    monkeypatch.setattr(gemm, "MODE", "auto")
-    monkeypatch.setattr(gemm, "_VENDOR", "GenuineIntel")
-    monkeypatch.setenv(gemm.ENV, setting)
-    assert gemm.backend() == (expected or "torch")  # unset or "auto": the vendor's choice
-    monkeypatch.setattr(gemm, "MODE", "onednn")
-    assert gemm.backend() == "onednn"  # MODE set in code wins over the environment
+    monkeypatch.setattr(gemm, "MODE", "onednn" if expected == "torch" else "torch")
+    assert gemm.backend() != expected  # MODE set in code wins over the environment
 
 
 def test_a_bad_setting_is_named(monkeypatch):
+    from embridge.errors import ConfigError
+
     monkeypatch.setattr(gemm, "MODE", "auto")
     monkeypatch.setenv(gemm.ENV, "mkl")
-    with pytest.raises(ValueError, match=r"EMBRIDGE_CPU_GEMM is 'mkl': expected 'onednn', 'torch' or 'auto'"):
+    with pytest.raises(ConfigError, match=r"EMBRIDGE_CPU_GEMM is 'mkl': expected 'onednn' or 'torch'"):
         gemm.backend()
     monkeypatch.setattr(gemm, "MODE", "blas")
-    with pytest.raises(ValueError, match=r"embridge.gemm.MODE is 'blas'"):
+    with pytest.raises(ConfigError, match=r"embridge.gemm.MODE is 'blas'"):
         gemm.backend()
-
-
-def test_the_vendor_is_read_from_cpuinfo(monkeypatch):
-    monkeypatch.setattr(gemm, "_VENDOR", None)
-    vendor = gemm.cpu_vendor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [line for line in f if line.startswith("vendor_id")]
-    except OSError:
-        pytest.skip("no /proc/cpuinfo here")
-    assert lines and vendor == lines[0].split(":", 1)[1].strip() != ""

@@ -72,21 +72,23 @@ def test_duplicate_rows_tie_with_small_tiles_and_blocks(monkeypatch, workers, sg
     np.testing.assert_array_equal(got["ap"], 0.5)
 
 
-def test_the_default_sgemm_follows_the_cpu_vendor(monkeypatch):
-    """"auto" takes `embridge.gemm.backend()`'s choice: torch.mm (MKL) on an Intel CPU, oneDNN's
-    linear elsewhere when torch was built with it (the CPU wheels are); either agrees with the
+def test_onednn_is_the_default_sgemm_where_torch_has_it_and_the_environment_picks_mkl(monkeypatch):
+    """"auto" takes `embridge.gemm.backend()`'s choice: oneDNN's linear when torch was built with it
+    (the CPU wheels are), torch.mm (MKL) with EMBRIDGE_CPU_GEMM=torch; either agrees with the
     float64 product to float32 rounding."""
     import torch
     from embridge import gemm
 
     if not torch.backends.mkldnn.is_available():
         pytest.skip("this torch has no oneDNN")
-    monkeypatch.delenv(gemm.ENV, raising=False)
     assert scan.SGEMM == "auto" and gemm.MODE == "auto"
     rng = np.random.default_rng(0)
     A, B = rng.standard_normal((64, 512), dtype=np.float32), rng.standard_normal((300, 512), dtype=np.float32)
-    for vendor, kind in (("GenuineIntel", "mkl"), ("AuthenticAMD", "onednn")):
-        monkeypatch.setattr(gemm, "_VENDOR", vendor)
+    for setting, kind in ((None, "onednn"), ("torch", "mkl"), ("onednn", "onednn")):
+        if setting is None:
+            monkeypatch.delenv(gemm.ENV, raising=False)
+        else:
+            monkeypatch.setenv(gemm.ENV, setting)
         assert scan._sgemm_kind() == kind
         np.testing.assert_allclose(scan._sgemm(A, B), A.astype(np.float64) @ B.T.astype(np.float64), rtol=0, atol=1e-3)
 

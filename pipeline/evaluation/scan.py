@@ -171,7 +171,7 @@ SGEMM = "auto"  # tile sgemm: "onednn" (torch's oneDNN linear), "mkl" (torch.mm)
 
 def _sgemm_kind() -> str:
     """The tile sgemm `_sgemm` uses: SGEMM, with "auto" resolved by `embridge.gemm.backend()`
-    (torch.mm on an Intel CPU, oneDNN elsewhere where torch has it; EMBRIDGE_CPU_GEMM overrides)."""
+    (oneDNN where torch has it; torch.mm where it does not or EMBRIDGE_CPU_GEMM=torch)."""
     if SGEMM != "auto":
         return SGEMM
     from embridge.gemm import backend  # torch on first use only
