@@ -38,7 +38,8 @@ def train_head(
     log = epoch_log(f"bind/{src.modality}", cfg.epochs, data.steps_per_epoch(cfg.batch_size))
     for _ in log.steps():  # per-epoch hooks (progress bar, dvclive) run outside the step body
         ix, iy, pos = data.sample(cfg.batch_size, gen)
-        loss = loss_fn(unit(head(data.X.index_select(0, ix))), data.Y.index_select(0, iy), pos)["loss"]
+        loss = loss_fn(unit(head(data.X.index_select(0, ix))), data.Y.index_select(0, iy), pos,
+                       value=log.wants_loss)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

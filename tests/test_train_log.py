@@ -44,6 +44,43 @@ def test_hooks_run_once_per_epoch_with_the_last_step_loss():
                           ("epoch", "x", 3, 11.0), ("close", "x")]
 
 
+def test_a_step_wants_its_loss_only_where_a_hook_reads_it():
+    log = train_log.EpochLog("x", 3, 4, [Recorder()])
+    assert [log.wants_loss for _ in log.steps()] == [False, False, False, True] * 3
+    assert not log.wants_loss
+    plain = train_log.epoch_log("y", 2, 3)
+    assert not any(plain.wants_loss for _ in plain.steps())
+
+
+@pytest.mark.parametrize("name", ["bind", "cycle_mlp", "emergentbridge"])
+def test_the_logged_losses_are_those_of_every_step_computing_its_value(name, tables, monkeypatch):
+    """The loops compute the InfoNCE loss's value only at the steps a hook reads: the same logged
+    losses, bit for bit, as when every step computes it, and the same fit."""
+    from embridge.bind import BindConfig, bind_tables
+    from embridge.methods import losses
+
+    def run():
+        rec = Recorder()
+        monkeypatch.setattr(train_log, "_SINKS", [rec])
+        if name == "bind":
+            bound = bind_tables(tables, "text", PAIRS, BindConfig(epochs=3, hidden=8), device="cpu")
+            out = np.concatenate([bound[m] for m in sorted(bound)])
+        else:
+            kw = {"epochs": 3, "proxy_epochs": 2, "hidden": 8, "device": "cpu"}
+            kw = {k: v for k, v in kw.items() if k in get_method(name).param_names()}
+            out = get_method(name, **kw).fit(tables, "text", PAIRS).transform(tables["audio"].X, "audio")
+        return [e[3] for e in rec.events if e[0] == "epoch"], out
+
+    lazy_losses, lazy = run()
+    forward = losses.MultiPositiveInfoNCE.forward
+    monkeypatch.setattr(losses.MultiPositiveInfoNCE, "forward",
+                        lambda self, *a, value=True, **k: forward(self, *a, value=True, **k))
+    full_losses, full = run()
+    assert len(lazy_losses) >= 3 and all(np.isfinite(lazy_losses))
+    assert lazy_losses == full_losses
+    np.testing.assert_array_equal(lazy, full)
+
+
 @pytest.mark.parametrize("name", ["cycle_mlp", "emergentbridge"])
 def test_training_loops_report_every_epoch_and_fit_is_unchanged(name, tables, monkeypatch):
     kw = {"epochs": 3, "proxy_epochs": 2, "hidden": 8, "device": "cpu"}

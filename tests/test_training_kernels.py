@@ -55,6 +55,23 @@ def test_infonce_value_and_gradients_equal_the_autograd_formula(tau, density):
     assert float(g_ours[0][3].abs().max()) == 0.0  # the left-out row gets no gradient
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_infonce_without_its_value_gives_the_same_gradients_bit_for_bit(dtype):
+    """value=False (the training loops' steps that log nothing) skips the loss's value: NaN, so a
+    reader cannot mistake it for a loss; the gradients are the full node's, bit for bit."""
+    B, C, d = 40, 70, 8
+    Z, Y = rows(B, d, 0).to(dtype).requires_grad_(), rows(C, d, 1).to(dtype).requires_grad_()
+    pos = torch.rand(B, C, generator=torch.Generator().manual_seed(2)) < 0.1
+    pos[3] = False
+    loss_fn = MultiPositiveInfoNCE(0.05)
+    for scale in (1.0, 3.0):  # and with an incoming gradient other than 1
+        full = scale * loss_fn(Z, Y, pos)["loss"]
+        lazy = scale * loss_fn(Z, Y, PositiveIndex.of(pos), value=False)["loss"]
+        assert torch.isfinite(full) and torch.isnan(lazy)
+        for a, b in zip(torch.autograd.grad(full, (Z, Y)), torch.autograd.grad(lazy, (Z, Y)), strict=True):
+            assert torch.equal(a, b)
+
+
 def test_infonce_without_any_positive_is_zero_with_zero_gradients():
     Z, Y = rows(6, 4, 0).requires_grad_(), rows(9, 4, 1)
     loss = MultiPositiveInfoNCE(0.1)(Z, Y, torch.zeros(6, 9, dtype=torch.bool))["loss"]

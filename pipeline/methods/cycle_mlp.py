@@ -121,11 +121,11 @@ class CycleMLP(NeuralMethod):
             for (s, t), dd in data.items():
                 ix, iy, pos = dd.sample(self.batch_size, gen)
                 Z = unit(self.heads_[f"{s}->{t}"](corrupt_t(dd.X.index_select(0, ix), self.corrupt_sigma, gen)))
-                loss = loss + infonce(Z, dd.Y.index_select(0, iy), pos)["loss"]
+                loss = loss + infonce(Z, dd.Y.index_select(0, iy), pos, value=log.wants_loss)["loss"]
             for m, dd in paths.items():
                 ix, iy, pos = dd.sample(self.batch_size, gen)
                 Z = self._transform_t(corrupt_t(dd.X.index_select(0, ix), self.corrupt_sigma, gen), m)
-                loss = loss + infonce(Z, dd.Y.index_select(0, iy), pos)["loss"]
+                loss = loss + infonce(Z, dd.Y.index_select(0, iy), pos, value=log.wants_loss)["loss"]
             if self.cycle_weight > 0:
                 for m in cyc:
                     X = rows[m]

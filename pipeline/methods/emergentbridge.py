@@ -159,7 +159,7 @@ class EmergentBridge(NeuralMethod):
             ix, iy, index = data.sample(self.batch_size, gen)
             Z = unit(f(corrupt_t(data.X.index_select(0, ix), self.corrupt_sigma, gen)))  # (B, d_a)
             Ya = data.Y.index_select(0, iy)  # (C, d_a)
-            l_anchor = infonce(Z, Ya, index)["loss"]
+            l_anchor = infonce(Z, Ya, index, value=log.wants_loss)["loss"]
             log.loss = l_anchor
             opt.zero_grad(set_to_none=True)
             if self.lam == 0:

@@ -15,7 +15,10 @@ class MultiPositiveInfoNCE(nn.Module):
 
     Z: (B, d) unit rows, Y: (C, d) unit rows, pos: (B, C) bool, or its PositiveIndex. One autograd node
     (`_MultiPositiveInfoNCE`): the softmax of the forward pass is the backward's gradient, minus
-    1/k at each row's k positives.
+    1/k at each row's k positives. With value=False the loss's value is not computed (its row
+    maxima and log-sum-exps: a pass over the (B, C) logits the gradient does not need) and the
+    returned loss is NaN with the same gradient: the training loops ask for the value only at the
+    steps they log (`EpochLog.wants_loss`).
     """
 
     def __init__(self, tau: float = 0.05) -> None:
@@ -23,11 +26,11 @@ class MultiPositiveInfoNCE(nn.Module):
         self.tau = tau
 
     def forward(self, Z: torch.Tensor, Y: torch.Tensor, pos: torch.Tensor | PositiveIndex,
-                index: PositiveIndex | None = None) -> dict[str, torch.Tensor]:
+                index: PositiveIndex | None = None, value: bool = True) -> dict[str, torch.Tensor]:
         """index: pos's PositiveIndex, when the caller has it (else computed here)."""
         if isinstance(pos, PositiveIndex):
             pos, index = None, pos
-        loss = _MultiPositiveInfoNCE.apply(Z, Y, pos, 1.0 / self.tau, index)
+        loss = _MultiPositiveInfoNCE.apply(Z, Y, pos, 1.0 / self.tau, index, value)
         return {"loss": loss, "infonce": loss.detach()}
 
 
@@ -39,7 +42,7 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
     that a retained graph's second backward reuses it)."""
 
     @staticmethod
-    def forward(ctx, Z, Y, pos, inv_tau, index):
+    def forward(ctx, Z, Y, pos, inv_tau, index, value=True):
         logits = mm_nt(Z, Y).mul_(inv_tau)  # (B, C)
         rows, cols, count = PositiveIndex.of(pos) if index is None else index
         has = count > 0
@@ -48,13 +51,16 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
             ctx.n_has = 0
             ctx.save_for_backward(Z, Y)
             return logits.new_zeros(())
-        top, arg = logits.max(dim=1)
+        top, arg = logits.max(dim=1) if value else (None, None)
         P = torch.softmax(logits, dim=1)
-        # logsumexp_j l_ij = max_j l_ij - log softmax_i(argmax) (that softmax is at least 1/C)
-        lse = top - P.gather(1, arg[:, None]).squeeze(1).log_()
         inv_k = 1.0 / count.clamp_min(1).to(logits.dtype)
-        pos_mean = torch.zeros_like(lse).index_add_(0, rows, logits[rows, cols] * inv_k[rows])
-        loss = ((lse - pos_mean) * has).sum() / n_has
+        if value:
+            # logsumexp_j l_ij = max_j l_ij - log softmax_i(argmax) (that softmax is at least 1/C)
+            lse = top - P.gather(1, arg[:, None]).squeeze(1).log_()
+            pos_mean = torch.zeros_like(lse).index_add_(0, rows, logits[rows, cols] * inv_k[rows])
+            loss = ((lse - pos_mean) * has).sum() / n_has
+        else:
+            loss = logits.new_full((), float("nan"))
         ctx.n_has, ctx.inv_tau, ctx.full = n_has, inv_tau, n_has == len(has)
         ctx.save_for_backward(Z, Y, rows, cols, inv_k, has)
         ctx.G, ctx.G_ready = P, False  # P becomes the backward's softmax - target in place, once
@@ -64,7 +70,7 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
     def backward(ctx, grad):
         if ctx.n_has == 0:
             Z, Y = ctx.saved_tensors
-            return torch.zeros_like(Z), torch.zeros_like(Y), None, None, None
+            return torch.zeros_like(Z), torch.zeros_like(Y), None, None, None, None
         Z, Y, rows, cols, inv_k, has = ctx.saved_tensors
         G = ctx.G
         if not ctx.G_ready:  # softmax - target, in the softmax's buffer; a retained graph's next backward reuses it
@@ -75,7 +81,7 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
         scale = grad * (ctx.inv_tau / ctx.n_has)
         dZ = mm_nt(G, Y.T).mul_(scale) if ctx.needs_input_grad[0] else None
         dY = mm_nt(G.T, Z.T).mul_(scale) if ctx.needs_input_grad[1] else None
-        return dZ, dY, None, None, None
+        return dZ, dY, None, None, None, None
 
 
 class ProxyLoss(nn.Module):

@@ -5,6 +5,8 @@ A loop asks for `epoch_log(name, epochs, steps_per_epoch)` and iterates `log.ste
 `range(epochs * steps_per_epoch)`, setting `log.loss = loss` (a tensor; no device sync) each step. The
 hooks run once per epoch, at its last step, and only while a stage has switched them on with
 `logging_to(...)`; otherwise `steps()` is a plain range and costs nothing in the hot loop.
+`log.wants_loss` says whether a hook will read this step's loss: the loops compute the InfoNCE
+loss's value only then (its gradient does not need it).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ _SCOPE: list[str] = []  # names the loops run inside (seed, tune candidate): a l
 
 
 class EpochLog:
-    """One training loop's epochs. `loss` holds the latest step's loss (tensor or float)."""
+    """One training loop's epochs. `loss` holds the latest step's loss (tensor or float);
+    `wants_loss` is True at the steps whose loss a hook reads (an epoch's last, with hooks on)."""
 
     def __init__(self, name: str, epochs: int, steps_per_epoch: int, sinks: list):
         self.name, self.epochs, self.steps_per_epoch = name, int(epochs), max(1, int(steps_per_epoch))
         self.sinks = list(sinks)
         self.loss = None
+        self.wants_loss = False
 
     def steps(self) -> Iterator[int]:
         n = self.epochs * self.steps_per_epoch
@@ -37,13 +41,15 @@ class EpochLog:
             s.start(self.name, self.epochs)
         try:
             for step in range(n):
+                self.wants_loss = (step + 1) % self.steps_per_epoch == 0
                 yield step
-                if (step + 1) % self.steps_per_epoch == 0:
+                if self.wants_loss:
                     loss = self.loss.detach() if hasattr(self.loss, "detach") else self.loss
                     loss = None if loss is None else float(loss)  # one device sync per epoch
                     for s in self.sinks:
                         s.epoch(self.name, (step + 1) // self.steps_per_epoch, loss)
         finally:
+            self.wants_loss = False
             for s in self.sinks:
                 s.close(self.name)
 
