@@ -51,11 +51,11 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
             ctx.n_has = 0
             ctx.save_for_backward(Z, Y)
             return logits.new_zeros(())
-        top, arg = logits.max(dim=1) if value else (None, None)
         P = torch.softmax(logits, dim=1)
         inv_k = 1.0 / count.clamp_min(1).to(logits.dtype)
         if value:
             # logsumexp_j l_ij = max_j l_ij - log softmax_i(argmax) (that softmax is at least 1/C)
+            top, arg = logits.max(dim=1)
             lse = top - P.gather(1, arg[:, None]).squeeze(1).log_()
             pos_mean = torch.zeros_like(lse).index_add_(0, rows, logits[rows, cols] * inv_k[rows])
             loss = ((lse - pos_mean) * has).sum() / n_has
