@@ -51,10 +51,12 @@ def test_the_console_script_is_embridge(wheel):
     assert "embridge = embridge.stages.cli:main" in z.read(entry).decode()
 
 
-def test_the_wheel_holds_the_compiled_counting_kernel_where_a_compiler_is(wheel):
-    """setup.py's optional extension: built into the wheel where a C compiler is (here), as
-    embridge/evaluation/_countc.<abi>.so beside counting.py, which loads it."""
+@pytest.mark.parametrize("ext", ["embridge/evaluation/_countc.", "embridge/methods/_noisec."])
+def test_the_wheel_holds_the_compiled_kernels_where_a_compiler_is(wheel, ext):
+    """setup.py's optional extensions: built into the wheel where a C compiler is (here), as
+    embridge/evaluation/_countc.<abi>.so beside counting.py and embridge/methods/_noisec.<abi>.so
+    beside noise.py, which load them."""
     if not shutil.which("cc"):
-        pytest.skip("no C compiler: the install goes on without the C kernel")
+        pytest.skip("no C compiler: the install goes on without the C kernels")
     names = zipfile.ZipFile(wheel).namelist()
-    assert any(n.startswith("embridge/evaluation/_countc.") and n.endswith(".so") for n in names), names
+    assert any(n.startswith(ext) and n.endswith(".so") for n in names), names

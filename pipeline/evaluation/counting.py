@@ -46,6 +46,7 @@ import ctypes
 import threading
 
 import numpy as np
+from embridge.native import load_c
 
 GRID_PER_RELEVANT = 16  # grid bins per relevant score: most bins hold none, so most scores need no comparison
 MAX_GRID = 1 << 16  # at most this many bins per row (its histogram stays in cache)
@@ -264,25 +265,10 @@ _C_ARGS = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctyp
            ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 
 
-def _load_c():
-    """`embridge_count_tile` of the C extension `_countc` (setup.py builds it where a compiler is), or
-    None: not built, not loadable, or the CPU lacks AVX-512F (the library says so itself)."""
-    try:
-        from embridge.evaluation import _countc
-    except ImportError:
-        return None
-    try:
-        lib = ctypes.CDLL(_countc.__file__)
-    except OSError:
-        return None
-    if not lib.embridge_count_supported():
-        return None
-    fn = lib.embridge_count_tile
-    fn.argtypes, fn.restype = _C_ARGS, ctypes.c_int
-    return fn
-
-
-_C_TILE = _load_c()
+# embridge_count_tile of the extension `_countc`, or None: not built, not loadable, or the CPU lacks
+# AVX-512F (the library says so itself)
+_C_TILE = load_c("embridge.evaluation._countc", "embridge_count_tile", _C_ARGS, ctypes.c_int,
+                 supported="embridge_count_supported")
 USE_C = _C_TILE is not None  # the comparison rows in C (where it loaded), else in numba (tests switch it)
 C_COMPARE_MAX = 65536  # with the C kernel, rows with at most this many thresholds are counted there, the longer
 #   ones on the grid (64 x 8,192 tiles, synthetic scores, an Intel Xeon: the tree 4.4 ns a score at 4,000

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from embridge.errors import ConfigError
+from embridge.methods.noise import randn
 from embridge.pairing import Pairing, pair_codes
 from torch import nn
 
@@ -219,10 +220,10 @@ def adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
 
 
 def corrupt_t(X: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
-    """C^3 corrupt on a training batch: X + sigma * eps."""
+    """C^3 corrupt on a training batch: X + sigma * eps (eps: `noise.randn` from gen, on X's device)."""
     if sigma <= 0:
         return X
-    return X + sigma * torch.randn(X.shape, generator=gen, device=X.device)
+    return X + sigma * randn(X.shape, gen)
 
 
 def _infer_rows(device) -> int:
