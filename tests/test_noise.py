@@ -41,10 +41,10 @@ def oracle(n: int, key: int) -> np.ndarray:
     return np.array(out[:n])
 
 
-def fill(n: int, key: int, use_c: bool, monkeypatch) -> np.ndarray:
+def fill(n: int, key: int, use_c: bool, monkeypatch, base: np.ndarray | None = None, sigma: float = 1.0) -> np.ndarray:
     monkeypatch.setattr(noise, "USE_C", use_c)
     out = np.empty(n, dtype=np.float32)
-    noise.normal_fill(out, key)
+    noise.normal_fill(out, key, base, sigma)
     return out
 
 
@@ -63,6 +63,10 @@ def test_c_and_numpy_give_the_same_bits(n, key, monkeypatch):
     py = fill(n, key, False, monkeypatch)  # chunked: 2 * _CHUNK_PAIRS + 3 spans three passes
     assert c.tobytes() == py.tobytes()
     assert py.tobytes() == noise.normal_numpy(n, key).tobytes()  # one pass, all pairs
+    base = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    c = fill(n, key, True, monkeypatch, base, 0.1)
+    assert c.tobytes() == fill(n, key, False, monkeypatch, base, 0.1).tobytes()
+    assert c.tobytes() == (base + np.float32(0.1) * py).tobytes()
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -108,6 +112,25 @@ def _after_one_key(seed: int) -> torch.Generator:
     return g
 
 
+@pytest.mark.parametrize("use_c", [True, False])
+@pytest.mark.parametrize("sigma", [0.1, 1 / 3, 2.5])
+def test_add_noise_is_torchs_sum_of_the_noise(use_c, sigma, monkeypatch):
+    """One pass in C (or numpy) gives the bits of torch's X + sigma * randn: sigma rounded to float32,
+    the product and the sum in float32. Strided and autograd inputs go through torch's ops."""
+    if use_c and not noise.USE_C:
+        pytest.skip("the C kernel is not built here")
+    monkeypatch.setattr(noise, "USE_C", use_c)
+    X = torch.randn(300, 7, generator=torch.Generator().manual_seed(1))
+    want = X + sigma * noise.randn(X.shape, torch.Generator().manual_seed(4))
+    assert torch.equal(noise.add_noise(X, sigma, torch.Generator().manual_seed(4)), want)
+    assert torch.equal(noise.add_noise(X.T.contiguous().T, sigma, torch.Generator().manual_seed(4)), want)
+    W = X.clone().requires_grad_(True)
+    out = noise.add_noise(W, sigma, torch.Generator().manual_seed(4))
+    assert out.requires_grad and torch.equal(out.detach(), want)
+    out.sum().backward()
+    assert torch.equal(W.grad, torch.ones_like(X))
+
+
 def test_corrupt_adds_sigma_times_the_noise():
     X = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
     got = corrupt_t(X, 0.3, torch.Generator().manual_seed(9))
@@ -117,10 +140,12 @@ def test_corrupt_adds_sigma_times_the_noise():
 
 
 def test_normal_fill_rejects_what_it_cannot_fill():
-    with pytest.raises(ValueError, match="contiguous float32 vector"):
+    with pytest.raises(ValueError, match="contiguous float32 vectors of 8"):
         noise.normal_fill(np.empty(8, dtype=np.float64), 1)
-    with pytest.raises(ValueError, match="contiguous float32 vector"):
+    with pytest.raises(ValueError, match="contiguous float32 vectors of 8"):
         noise.normal_fill(np.empty(16, dtype=np.float32)[::2], 1)
+    with pytest.raises(ValueError, match=r"contiguous float32 vectors of 8, got float32 \(7,\)"):
+        noise.normal_fill(np.empty(8, dtype=np.float32), 1, np.empty(7, dtype=np.float32))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

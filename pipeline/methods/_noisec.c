@@ -78,23 +78,34 @@ static inline void pair(uint64_t key, uint64_t i, float *z0, float *z1) {
     *z1 = r * sq;
 }
 
-/* out[0..n): standard normal float32 numbers of the call with this key. Versions for AVX-512 (with
-   its 64-bit multiply) and AVX2 where GCC builds them, picked at load time; the same bits from each. */
+/* out[0..n) = base[0..n) + sigma * (the standard normal float32 numbers of the call with this key);
+   base NULL: the numbers themselves. The float32 product and sum of torch's `base + sigma * z` (sigma
+   rounded to float32 first), so the same bits; out may be base. Versions for AVX-512 (with its
+   64-bit multiply) and AVX2 where GCC builds them, picked at load time; the same bits from each. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
-void embridge_normal_fill(float *restrict out, int64_t n, uint64_t key) {
+void embridge_normal_add(float *out, const float *base, int64_t n, uint64_t key, float sigma) {
     int64_t half = n / 2;
-    for (int64_t i = 0; i < half; i++) {
-        float z0, z1;
-        pair(key, (uint64_t)i, &z0, &z1);
-        out[2 * i] = z0;
-        out[2 * i + 1] = z1;
+    if (base == NULL) {
+        for (int64_t i = 0; i < half; i++) {
+            float z0, z1;
+            pair(key, (uint64_t)i, &z0, &z1);
+            out[2 * i] = z0;
+            out[2 * i + 1] = z1;
+        }
+    } else {
+        for (int64_t i = 0; i < half; i++) {
+            float z0, z1;
+            pair(key, (uint64_t)i, &z0, &z1);
+            out[2 * i] = base[2 * i] + sigma * z0;
+            out[2 * i + 1] = base[2 * i + 1] + sigma * z1;
+        }
     }
     if (n & 1) {
         float z0, z1;
         pair(key, (uint64_t)half, &z0, &z1);
-        out[n - 1] = z0;
+        out[n - 1] = base == NULL ? z0 : base[n - 1] + sigma * z0;
     }
 }
 

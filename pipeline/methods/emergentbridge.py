@@ -11,7 +11,7 @@ import torch
 from embridge.errors import ConfigError
 from embridge.methods.losses import CosineLoss, MultiPositiveInfoNCE, ProxyLoss
 from embridge.methods.neural import NeuralMethod
-from embridge.methods.noise import randn
+from embridge.methods.noise import add_noise
 from embridge.methods.train_log import epoch_log
 from embridge.methods.training import (
     ContrastiveData,
@@ -173,8 +173,7 @@ class EmergentBridge(NeuralMethod):
                     u = unit_Y.index_select(0, at)  # (B, d_a)
                 else:
                     u = unit(index.mask(len(iy)).float() @ Ya + 1e-12 * data.Y.index_select(0, at))
-                ps = [unit(g_at.index_select(0, at) + self.sigma_p * randn(u.shape, gen))
-                      for g_at in proxy_at]
+                ps = [unit(add_noise(g_at.index_select(0, at), self.sigma_p, gen)) for g_at in proxy_at]
             has = index.count > 0
             l_proxy = sum(proxy_loss(*_rows(has, Z, p, u))["loss"] for p in ps) / len(ps)
             if self.projection == "gradient":

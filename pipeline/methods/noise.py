@@ -1,7 +1,7 @@
 """Gaussian noise for the training loops (EmergentBridge's bridge anchor, C^3's corrupt).
 
-On the CPU, `randn` draws one 64-bit key from the fit's torch generator and fills the tensor from a
-counter-based generator keyed by it (`_noisec.c`, which documents the steps: SplitMix64's output
+On the CPU, `randn` and `add_noise` (X + sigma * randn, in one pass) draw one 64-bit key from the
+fit's torch generator and fill the tensor from a counter-based generator keyed by it (`_noisec.c`, which documents the steps: SplitMix64's output
 function on a Weyl sequence, Box-Muller with float32 polynomials): 0.84 against torch.randn's
 3.7 ms a million numbers on an AMD EPYC Zen 4, whose serial Mersenne Twister took 0.17 s of a 4.2 s
 emergentbridge fit in bench/fit.py. Every build, CPU and the numpy version here (`normal_numpy`,
@@ -19,10 +19,10 @@ from embridge.native import load_c
 
 GAMMA = 0x9E3779B97F4A7C15  # the Weyl increment of the counters (SplitMix64's golden gamma)
 _M64 = (1 << 64) - 1
-# embridge_normal_fill(out, n, key) of the extension `_noisec`, or None (not built or not loadable)
-_C_FILL = load_c("embridge.methods._noisec", "embridge_normal_fill",
-                 (ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64), None)
-USE_C = _C_FILL is not None  # fill in C where it loaded, else numpy (tests switch it)
+# embridge_normal_add(out, base, n, key, sigma) of the extension `_noisec`, or None (not built or not loadable)
+_C_ADD = load_c("embridge.methods._noisec", "embridge_normal_add",
+                (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64, ctypes.c_float), None)
+USE_C = _C_ADD is not None  # fill in C where it loaded, else numpy (tests switch it)
 _CHUNK_PAIRS = 1 << 16  # the numpy path's pairs per pass (bounded temporaries)
 
 
@@ -36,21 +36,35 @@ def randn(shape: tuple[int, ...] | torch.Size, gen: torch.Generator) -> torch.Te
     return out
 
 
+def add_noise(X: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
+    """X + sigma * randn(X.shape, gen), a new tensor: for a float32 CPU tensor outside autograd in
+    one pass (the same bits: `_noisec.c` rounds as torch does), else by torch's ops."""
+    if X.device.type != "cpu" or X.dtype != torch.float32 or (torch.is_grad_enabled() and X.requires_grad):
+        return X + sigma * randn(X.shape, gen)
+    base = X.contiguous()
+    out = torch.empty(X.shape, dtype=torch.float32)
+    normal_fill(out.numpy().reshape(-1), draw_key(gen), base.numpy().reshape(-1), sigma)
+    return out
+
+
 def draw_key(gen: torch.Generator) -> int:
     """A key in [0, 2^63 - 1) from the torch generator (one draw of its stream)."""
     return int(torch.randint(0, (1 << 63) - 1, (1,), generator=gen))
 
 
-def normal_fill(out: np.ndarray, key: int) -> None:
-    """Fill the contiguous float32 vector `out` with the numbers of `key` (in C where it loaded)."""
-    if out.dtype != np.float32 or out.ndim != 1 or not out.flags.c_contiguous:
-        raise ValueError(f"normal_fill: expected a contiguous float32 vector, got {out.dtype} {out.shape}")
+def normal_fill(out: np.ndarray, key: int, base: np.ndarray | None = None, sigma: float = 1.0) -> None:
+    """Fill the contiguous float32 vector `out` with the numbers of `key` (in C where it loaded);
+    given `base` (a float32 vector as long), with base + float32(sigma) * those numbers."""
+    for v in (out, base):
+        if v is not None and (v.dtype != np.float32 or v.ndim != 1 or not v.flags.c_contiguous or len(v) != len(out)):
+            raise ValueError(f"normal_fill: expected contiguous float32 vectors of {len(out)}, got {v.dtype} {v.shape}")
     if USE_C:
-        _C_FILL(out.ctypes.data, len(out), key & _M64)
+        _C_ADD(out.ctypes.data, None if base is None else base.ctypes.data, len(out), key & _M64, sigma)
         return
     for start in range(0, len(out), 2 * _CHUNK_PAIRS):
-        block = out[start : start + 2 * _CHUNK_PAIRS]
-        block[:] = normal_numpy(len(block), key, start // 2)
+        z = normal_numpy(min(2 * _CHUNK_PAIRS, len(out) - start), key, start // 2)
+        stop = start + len(z)
+        out[start:stop] = z if base is None else base[start:stop] + np.float32(sigma) * z
 
 
 def normal_numpy(n: int, key: int, first_pair: int = 0) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from embridge.errors import ConfigError
-from embridge.methods.noise import randn
+from embridge.methods.noise import add_noise
 from embridge.pairing import Pairing, pair_codes
 from torch import nn
 
@@ -223,7 +223,7 @@ def corrupt_t(X: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tens
     """C^3 corrupt on a training batch: X + sigma * eps (eps: `noise.randn` from gen, on X's device)."""
     if sigma <= 0:
         return X
-    return X + sigma * randn(X.shape, gen)
+    return add_noise(X, sigma, gen)
 
 
 def _infer_rows(device) -> int:
