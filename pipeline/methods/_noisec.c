@@ -13,7 +13,8 @@
    and noise.py's numpy version of the same steps (the fallback where this does not build, and the
    tests' oracle) gives them too. ln u1: u1 = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m from
    s = (m - 1) / (m + 1) by its odd series to s^9; the angle is split exactly into a quadrant q and
-   x in [-pi/4, pi/4) whose sine and cosine are Taylor polynomials to x^9 and x^10 (errors below 1e-7).
+   x in [-pi/4, pi/4) whose sine and cosine are Taylor polynomials to x^9 and x^10 (truncation below
+   1e-7; over 2^21 numbers at most 6.3e-7 from the float64 transform of the same bits, 2.6e-7 relative).
    u1 >= 2^-24 bounds |out| by sqrt(48 ln 2) = 5.77. */
 
 #define PY_SSIZE_T_CLEAN

@@ -1,12 +1,13 @@
 """Gaussian noise for the training loops (EmergentBridge's bridge anchor, C^3's corrupt).
 
 On the CPU, `randn` and `add_noise` (X + sigma * randn, in one pass) draw one 64-bit key from the
-fit's torch generator and fill the tensor from a counter-based generator keyed by it (`_noisec.c`, which documents the steps: SplitMix64's output
-function on a Weyl sequence, Box-Muller with float32 polynomials): 0.9 against torch.randn's
-3.7 ms a million numbers on an AMD EPYC Zen 4, whose serial Mersenne Twister took 0.17 s of a 4.2 s
-emergentbridge fit in bench/fit.py. Every build, CPU and the numpy version here (`normal_numpy`,
-used where the extension did not build, 40 ms a million) give the same bits, so a seed gives the
-same fit everywhere. On an accelerator `randn` is torch.randn on the generator's device (Philox).
+fit's torch generator and fill the tensor from a counter-based generator keyed by it (`_noisec.c`
+documents the steps: SplitMix64's output function on a Weyl sequence, Box-Muller with float32
+polynomials). 0.9 against torch.randn's 3.7 ms a million numbers on an AMD EPYC Zen 4
+(`bench/noise.py`), whose serial Mersenne Twister took 0.17 s of a 4.2 s emergentbridge fit in
+`bench/fit.py`. Every build and CPU, and the numpy version here (`normal_numpy`, used where the
+extension did not build, 22 ms a million), give the same bits, so a seed gives the same fit
+everywhere. On an accelerator `randn` is torch.randn on the generator's device (Philox).
 """
 
 from __future__ import annotations
