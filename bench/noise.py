@@ -17,26 +17,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
+from counting import cpu_name  # bench/counting.py, beside this script
 from embridge.config.malloc import keep_freed_memory
 from embridge.methods import noise
 
 HERE = Path(__file__).resolve().parent
 
 
-def best_ms(fn, calls: int, repeat: int) -> float:
+def ms_per_call(fn, calls: int) -> float:
+    """Mean ms of `calls` calls of fn after one warm-up call (one round; main keeps the best round)."""
     fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - t) / calls)
-    return best * 1e3
+    t = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t) / calls * 1e3
 
 
 def main() -> None:
@@ -72,7 +70,7 @@ def main() -> None:
                 "torch": lambda: X + args.sigma * torch.randn(shape, generator=g),
                 "ours, three passes": lambda: X + args.sigma * noise.randn(shape, g)},
     }
-    res = {"rows": args.rows, "dim": args.dim, "c_kernel": noise.USE_C, "cpu": platform.processor() or platform.machine(),
+    res = {"rows": args.rows, "dim": args.dim, "c_kernel": noise.USE_C, "cpu": cpu_name(),
            "torch": torch.__version__}
     print(f"{args.rows:,} x {args.dim} float32, one thread, ms a call (best of {args.repeat} x {args.calls}); "
           f"C kernel: {noise.USE_C}")
@@ -82,7 +80,7 @@ def main() -> None:
         for _ in range(args.repeat):  # interleaved rounds
             for name, fn in fns.items():
                 calls = max(1, args.calls // 10) if "numpy" in name else args.calls
-                times[name] = min(times[name], best_ms(fn, calls, 1))
+                times[name] = min(times[name], ms_per_call(fn, calls))
         res[op] = {name: {"ms": ms, "over_torch": ms / times["torch"]} for name, ms in times.items()}
         for name, ms in times.items():
             print(f"| {op} | {name} | {ms:.2f} | {ms / times['torch']:.2f} |")
