@@ -17,7 +17,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup setup-lb repro test test-lb lint bench clean-venv
 
-$(VENV)/.installed: pyproject.toml setup.py pipeline/evaluation/_countc.c pipeline/methods/_noisec.c constraints.txt Makefile
+$(VENV)/.installed: pyproject.toml setup.py pipeline/evaluation/_countc.c pipeline/methods/_noisec.c pipeline/_rowsc.c constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(CONSTRAINTS) -e ".[$(EXTRAS)]"
@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml setup.py pipeline/evaluation/_countc.c pipeli
 
 setup: $(VENV)/.installed
 
-$(VENV_LB)/.installed: pyproject.toml setup.py pipeline/evaluation/_countc.c pipeline/methods/_noisec.c constraints.txt Makefile
+$(VENV_LB)/.installed: pyproject.toml setup.py pipeline/evaluation/_countc.c pipeline/methods/_noisec.c pipeline/_rowsc.c constraints.txt Makefile
 	test -x $(VENV_LB)/bin/python || $(PYTHON) -m venv $(VENV_LB)
 	$(VENV_LB)/bin/python -m pip install -q --upgrade pip
 	$(VENV_LB)/bin/python -m pip install -q $(CONSTRAINTS) -e ".[$(EXTRAS_LB)]"

@@ -51,11 +51,11 @@ def test_the_console_script_is_embridge(wheel):
     assert "embridge = embridge.stages.cli:main" in z.read(entry).decode()
 
 
-@pytest.mark.parametrize("ext", ["embridge/evaluation/_countc.", "embridge/methods/_noisec."])
+@pytest.mark.parametrize("ext", ["embridge/evaluation/_countc.", "embridge/methods/_noisec.", "embridge/_rowsc."])
 def test_the_wheel_holds_the_compiled_kernels_where_a_compiler_is(wheel, ext):
     """setup.py's optional extensions: built into the wheel where a C compiler is (here), as
-    embridge/evaluation/_countc.<abi>.so beside counting.py and embridge/methods/_noisec.<abi>.so
-    beside noise.py, which load them."""
+    embridge/evaluation/_countc.<abi>.so beside counting.py, embridge/methods/_noisec.<abi>.so
+    beside noise.py and embridge/_rowsc.<abi>.so beside rows.py, which load them."""
     if not shutil.which("cc"):
         pytest.skip("no C compiler: the install goes on without the C kernels")
     names = zipfile.ZipFile(wheel).namelist()

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from embridge import rows as rows_c
 from embridge.errors import ConfigError, InputError, NotFittedError
 from embridge.files import atomic_dir, check_output_dir, read_json
 from embridge.pairing import LabelBudget, choose_budget, pair_rows
@@ -75,16 +76,31 @@ def for_row_blocks(n: int, fn) -> None:
         f.result()  # re-raises a block's error here
 
 
-def l2_normalize(Z: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Rows of Z divided by their norm (computed in float64), as float32. Z: (n, d) -> (n, d)."""
-    Z = np.asarray(Z)
-    out = np.empty(Z.shape, dtype=np.float32)
+def unit_rows(X: np.ndarray, mean: np.ndarray | None = None, renormalize: bool = True, eps: float = 1e-12) -> np.ndarray:
+    """Rows of X divided by their norm (at least eps) in float64, as float32; with mean (d,), that
+    float32 row minus mean, re-normalized when asked (C^3's collapse). Block by block on the row
+    threads, each block in C where `embridge.rows` can run it, else numpy: the same bits.
+    X: (n, d) -> (n, d)."""
+    X = np.asarray(X)
+    out = np.empty(X.shape, dtype=np.float32)
 
     def block(rows: slice) -> None:
-        out[rows] = unit64(Z[rows], eps)
+        if rows_c.unit_rows_c(X[rows], out[rows], mean, renormalize, eps):
+            return
+        U = unit64(X[rows], eps)
+        if mean is not None:
+            U = U.astype(np.float32).astype(np.float64) - mean[None, :]  # from the float32 unit rows
+            if renormalize:
+                U = unit64(U, eps)
+        out[rows] = U
 
-    for_row_blocks(len(Z), block)
+    for_row_blocks(len(X), block)
     return out
+
+
+def l2_normalize(Z: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows of Z divided by their norm (computed in float64), as float32. Z: (n, d) -> (n, d)."""
+    return unit_rows(Z, eps=eps)
 
 
 def package_versions() -> dict[str, str]:

@@ -5,7 +5,7 @@ noise on training inputs only."""
 from __future__ import annotations
 
 import numpy as np
-from embridge.methods.base import for_row_blocks, l2_normalize, unit64, unit_rows64
+from embridge.methods.base import unit_rows, unit_rows64
 
 
 def modality_mean(X: np.ndarray) -> np.ndarray:
@@ -23,18 +23,8 @@ def modality_mean(X: np.ndarray) -> np.ndarray:
 
 def collapse_rows(X: np.ndarray, mean: np.ndarray | None, renormalize: bool = True) -> np.ndarray:
     """normalize(x) - mean, re-normalized when asked. X: (n, d) -> (n, d) float32.
-    With mean None only the normalization is applied. Row-wise, block by block (`for_row_blocks`)."""
-    if mean is None:
-        return l2_normalize(X)
-    X = np.asarray(X)
-    out = np.empty(X.shape, dtype=np.float32)
-
-    def block(rows: slice) -> None:
-        Z = unit64(X[rows]).astype(np.float32).astype(np.float64) - mean[None, :]  # from the float32 unit rows
-        out[rows] = unit64(Z) if renormalize else Z
-
-    for_row_blocks(len(X), block)
-    return out
+    With mean None only the normalization is applied. Row-wise, block by block (`unit_rows`)."""
+    return unit_rows(X, mean, renormalize)
 
 
 def corrupt(X: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
