@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +27,9 @@ from embridge.config.malloc import keep_freed_memory
 from embridge.methods.base import ROW_THREADS, l2_normalize
 from embridge.methods.c3 import collapse_rows, modality_mean
 from embridge.store.checks import bad_rows
+from noise import ms_per_call  # bench/noise.py, beside this script
 
 HERE = Path(__file__).resolve().parent
-
-
-def ms_per_call(fn, calls: int) -> float:
-    """Mean ms of `calls` calls of fn after one warm-up call (one round; main keeps the best round)."""
-    fn()
-    t = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - t) / calls * 1e3
 
 
 def with_c(use_c: bool, fn):
