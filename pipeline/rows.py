@@ -1,8 +1,8 @@
 """Row-wise passes over float32 embeddings in C (`_rowsc.c`, built by setup.py where a C compiler
 is), with numpy's bits: rows divided by their float64 norm (`l2_normalize`, `collapse_rows`) and the
-float64 sum of squares of each row (the NaN/Inf and zero-row checks). Each function answers None
-where the C path does not apply (not built, not float32, a column stride other than 1), and the
-caller runs its numpy version, which gives the same results."""
+float64 sum of squares of each row (the NaN/Inf and zero-row checks). Each function answers False
+or None where the C path does not apply (not built, not float32, a column stride other than 1), and
+the caller runs its numpy version, which gives the same results."""
 
 from __future__ import annotations
 
