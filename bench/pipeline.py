@@ -48,8 +48,8 @@ def main() -> None:
     clone = tmp / "embridge"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    dvc = str(Path(sys.executable).parent / "dvc")
+           "PATH": f"{Path(sys.executable).absolute().parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    dvc = str(Path(sys.executable).absolute().parent / "dvc")  # absolute: the clone runs elsewhere
     starts: list[tuple[str, float]] = []
     t0 = time.perf_counter()
     proc = subprocess.Popen([dvc, "repro", "--force"], cwd=clone, env=env, stdout=subprocess.PIPE,
