@@ -37,6 +37,19 @@ def ms_per_call(fn, calls: int) -> float:
     return (time.perf_counter() - t) / calls * 1e3
 
 
+def switched(module, name: str, value, fn):
+    """fn as a callable run with module.name set to value, and set back after (e.g. a module's USE_C
+    off, to time its numpy path beside its C kernel)."""
+    def run():
+        before = getattr(module, name)
+        setattr(module, name, value)
+        try:
+            return fn()
+        finally:
+            setattr(module, name, before)
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1024)
@@ -52,12 +65,7 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     X = torch.randn(shape, generator=g)
 
-    def numpy_randn():
-        use_c, noise.USE_C = noise.USE_C, False
-        try:
-            return noise.randn(shape, g)
-        finally:
-            noise.USE_C = use_c
+    numpy_randn = switched(noise, "USE_C", False, lambda: noise.randn(shape, g))
 
     same = torch.equal(noise.add_noise(X, args.sigma, torch.Generator().manual_seed(1)),
                        X + args.sigma * noise.randn(shape, torch.Generator().manual_seed(1)))

@@ -27,19 +27,13 @@ from embridge.config.malloc import keep_freed_memory
 from embridge.methods.base import ROW_THREADS, l2_normalize
 from embridge.methods.c3 import collapse_rows, modality_mean
 from embridge.store.checks import bad_rows
-from noise import ms_per_call  # bench/noise.py, beside this script
+from noise import ms_per_call, switched  # bench/noise.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 
 
 def with_c(use_c: bool, fn):
-    def run():
-        before, rows.USE_C = rows.USE_C, use_c
-        try:
-            return fn()
-        finally:
-            rows.USE_C = before
-    return run
+    return switched(rows, "USE_C", use_c, fn)
 
 
 def main() -> None:
